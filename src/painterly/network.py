@@ -1,0 +1,41 @@
+"""Build the network a job needs: weights -> (normalized) VGG-19, cut at the deepest layer."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+
+import torch
+
+from .errors import InputError
+from .normalization import normalized
+from .vgg import VGGFeatures, deepest_layer
+from .weights import InputConvention, load_weights
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks CUDA, then Apple MPS, then the CPU; asking for an absent one is an error."""
+    cuda = torch.cuda.is_available()
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    if name == "auto":
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    if (name == "cuda" and not cuda) or (name == "mps" and not mps):
+        raise InputError(f"--device {name} was asked for, but this machine has no {name} device")
+    return torch.device(name)
+
+
+def build_network(
+    layers: Collection[str],
+    *,
+    weights: str | os.PathLike | None = None,
+    normalize: bool = True,
+    pooling: str = "avg",
+    device: torch.device | str = "cpu",
+) -> tuple[VGGFeatures, InputConvention, str]:
+    """The VGG-19 for `layers`: returns the network, its input convention and a description."""
+    loaded = load_weights(weights)
+    if normalize:
+        loaded = normalized(loaded)
+    network = VGGFeatures(loaded.convs, pooling=pooling, last_layer=deepest_layer(layers))
+    network = network.to(device=device, memory_format=torch.channels_last)
+    return network, loaded.convention, loaded.source
