@@ -6,6 +6,7 @@ Data flows one way: image files -> tensors (`images`) -> VGG-19 features (`weigh
 
 from .api import (
     Result,
+    prepare_style,
     reconstruct,
     run_reconstruction,
     run_texture,
@@ -50,6 +51,7 @@ __all__ = [
     "gram_matrix",
     "load_weights",
     "optimize",
+    "prepare_style",
     "reconstruct",
     "resolve_device",
     "run_reconstruction",

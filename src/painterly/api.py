@@ -29,7 +29,7 @@ from .network import build_network, resolve_device
 from .optimize import OptimizationResult, ProgressCallback, optimize
 from .options import Options
 from .record import package_versions
-from .vgg import min_input_side
+from .vgg import VGGFeatures, min_input_side
 from .weights import InputConvention
 
 ImageSource = str | os.PathLike | Image.Image
@@ -54,13 +54,16 @@ def _options(options: Options | None, values: dict) -> Options:
 
 def run_transfer(
     content: ImageSource,
-    style: ImageSource,
+    style: ImageSource | StyleTarget,
     options: Options | None = None,
     *,
     callback: ProgressCallback | None = None,
     **values: object,
 ) -> Result:
-    """Paint `content` in the style of `style` (keyword options as in `Options`)."""
+    """Paint `content` in the style of `style` (keyword options as in `Options`).
+
+    `style` may be a `StyleTarget` from `prepare_style`, to reuse one style's targets.
+    """
     return _synthesize(_options(options, values), content, style, callback)
 
 
@@ -86,7 +89,9 @@ def run_reconstruction(
     return _synthesize(_options(options, values), content, None, callback)
 
 
-def transfer(content: ImageSource, style: ImageSource, **values: object) -> Image.Image:
+def transfer(
+    content: ImageSource, style: ImageSource | StyleTarget, **values: object
+) -> Image.Image:
     return run_transfer(content, style, **values).image
 
 
@@ -98,10 +103,56 @@ def reconstruct(content: ImageSource, **values: object) -> Image.Image:
     return run_reconstruction(content, **values).image
 
 
+def prepare_style(
+    style: ImageSource, options: Options | None = None, **values: object
+) -> StyleTarget:
+    """The style's Gram targets, computed once, to reuse across many contents (batch, grid)."""
+    options = _options(options, values)
+    device = resolve_device(options.device)
+    network, convention, _ = _network(options, list(options.style_layers), device)
+    return _style_target(
+        options, open_image(style, role="style image"), network, convention, device
+    )
+
+
+def _network(options: Options, layers: list[str], device: torch.device):
+    return build_network(
+        layers,
+        weights=options.weights,
+        normalize=options.normalize,
+        pooling=options.pooling,
+        device=device,
+    )
+
+
+def _style_key(options: Options) -> tuple:
+    """What a style target depends on besides the image: reuse is only valid if these match."""
+    return (options.weights, options.normalize, options.pooling, options.style_layers, options.size)
+
+
+def _style_target(
+    options: Options,
+    style: Image.Image,
+    network: VGGFeatures,
+    convention: InputConvention,
+    device: torch.device,
+) -> StyleTarget:
+    style = resize_long_side(style, options.size)
+    check_min_size(style, min_input_side(options.style_layers), role="style image (at --size)")
+    with torch.no_grad():
+        features = network(
+            _to_network(image_to_tensor(style), convention, device), options.style_layers
+        )
+    target = StyleTarget.from_features(features, equal_weights(options.style_layers))
+    target.key = _style_key(options)
+    target.image = style
+    return target
+
+
 def _synthesize(
     options: Options,
     content_source: ImageSource | None,
-    style_source: ImageSource | None,
+    style_source: ImageSource | StyleTarget | None,
     callback: ProgressCallback | None,
 ) -> Result:
     started = time.perf_counter()
@@ -112,42 +163,37 @@ def _synthesize(
     layers = ([options.content_layer] if content_source is not None else []) + (
         list(options.style_layers) if style_source is not None else []
     )
-    min_side = min_input_side(layers)
     content = open_image(content_source, role="content image") if content_source else None
-    style = open_image(style_source, role="style image") if style_source else None
-    shape_source = content if content is not None else style
-    output = resize_long_side(shape_source, options.size)
-    check_min_size(output, min_side, role="output (from --size)")
+    if isinstance(style_source, StyleTarget):
+        if style_source.key != _style_key(options):
+            raise ValueError("this StyleTarget was prepared with other options than this run's")
+        style_image = style_source.image
+    elif style_source is not None:
+        style_image = open_image(style_source, role="style image")
+    else:
+        style_image = None
+    output = resize_long_side(content if content is not None else style_image, options.size)
+    check_min_size(output, min_input_side(layers), role="output (from --size)")
 
-    network, convention, weights_source = build_network(
-        layers,
-        weights=options.weights,
-        normalize=options.normalize,
-        pooling=options.pooling,
-        device=device,
-    )
-
-    def to_network(image: Image.Image) -> torch.Tensor:
-        return _to_network(image_to_tensor(image), convention, device)
-
+    network, convention, weights_source = _network(options, layers, device)
     content_target = style_target = None
-    with torch.no_grad():
-        if content is not None:
-            content = output
-            features = network(to_network(content), [options.content_layer])
-            content_target = ContentTarget(features)
-        if style is not None:
-            style = resize_long_side(style, options.size)
-            check_min_size(style, min_side, role="style image (at --size)")
-            features = network(to_network(style), options.style_layers)
-            style_target = StyleTarget.from_features(features, equal_weights(options.style_layers))
+    if content is not None:
+        with torch.no_grad():
+            features = network(
+                _to_network(image_to_tensor(output), convention, device), [options.content_layer]
+            )
+        content_target = ContentTarget(features)
+    if isinstance(style_source, StyleTarget):
+        style_target = style_source
+    elif style_image is not None:
+        style_target = _style_target(options, style_image, network, convention, device)
 
     if content_target is not None and style_target is not None:
         alpha, beta = options.ratio, 1.0
     else:
         alpha = beta = 1.0
     objective = Objective(content_target, style_target, alpha=alpha, beta=beta)
-    init = _initial_image(options, output.size, content, style, seed)
+    init = _initial_image(options, output.size, output if content else None, style_image, seed)
     init = _to_network(init, convention, device)
     learning_rate = options.learning_rate * convention.scale / min(convention.std)
     setup_seconds = time.perf_counter() - started
@@ -165,7 +211,11 @@ def _synthesize(
     rgb = convention.from_network(optimization.image.float())
     image = tensor_to_image(rgb)
     record = {
-        "command": "transfer" if content and style else "texture" if style else "reconstruct",
+        "command": "transfer"
+        if content and style_target
+        else "texture"
+        if style_target
+        else "reconstruct",
         "options": {**asdict(options), "seed": seed},
         "device": str(device),
         "weights": weights_source,

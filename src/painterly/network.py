@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Collection
 
@@ -10,7 +11,7 @@ import torch
 from .errors import InputError
 from .normalization import normalized
 from .vgg import VGGFeatures, deepest_layer
-from .weights import InputConvention, load_weights
+from .weights import WEIGHTS_ENV_VAR, InputConvention, VGGWeights, load_weights
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -24,6 +25,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+@functools.lru_cache(maxsize=4)
+def _weights(path: str | None, normalize: bool) -> VGGWeights:
+    """Weights are read (and normalized) once per process, not once per image."""
+    loaded = load_weights(path)
+    return normalized(loaded) if normalize else loaded
+
+
 def build_network(
     layers: Collection[str],
     *,
@@ -33,9 +41,8 @@ def build_network(
     device: torch.device | str = "cpu",
 ) -> tuple[VGGFeatures, InputConvention, str]:
     """The VGG-19 for `layers`: returns the network, its input convention and a description."""
-    loaded = load_weights(weights)
-    if normalize:
-        loaded = normalized(loaded)
+    path = os.fspath(weights) if weights is not None else os.environ.get(WEIGHTS_ENV_VAR) or None
+    loaded = _weights(path, normalize)
     network = VGGFeatures(loaded.convs, pooling=pooling, last_layer=deepest_layer(layers))
     network = network.to(device=device, memory_format=torch.channels_last)
     return network, loaded.convention, loaded.source
