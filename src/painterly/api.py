@@ -172,8 +172,12 @@ def _synthesize(
         style_image = open_image(style_source, role="style image")
     else:
         style_image = None
+    min_side = min_input_side(layers)
+    for image, role in ((content, "content image"), (style_image, "style image")):
+        if image is not None:
+            check_min_size(image, min_side, role=role)
     output = resize_long_side(content if content is not None else style_image, options.size)
-    check_min_size(output, min_input_side(layers), role="output (from --size)")
+    check_min_size(output, min_side, role="output at this --size")
 
     network, convention, weights_source = _network(options, layers, device)
     content_target = style_target = None

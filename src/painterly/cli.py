@@ -154,30 +154,39 @@ def _options_from(args: argparse.Namespace) -> Options:
 def _progress(
     args: argparse.Namespace, output: Path
 ) -> tuple[ProgressCallback, Callable[[], None]]:
-    """A callback that draws a progress bar on stderr and saves every N iterations."""
-    bar = None
-    if not args.quiet:
-        from tqdm import tqdm
+    """A callback that draws a progress bar on stderr and saves every N iterations.
 
-        bar = tqdm(
-            total=args.iterations, unit="it", file=sys.stderr, dynamic_ncols=True, desc=args.command
-        )
+    The bar appears at the first iteration, so input errors found during set-up print alone.
+    """
+    bars: list = []
 
     def callback(progress: Progress) -> None:
-        if bar is not None:
+        if not args.quiet:
+            if not bars:
+                from tqdm import tqdm
+
+                bars.append(
+                    tqdm(
+                        total=progress.iterations,
+                        unit="it",
+                        file=sys.stderr,
+                        dynamic_ncols=True,
+                        desc=args.command,
+                    )
+                )
             loss = progress.loss
-            bar.set_postfix_str(
+            bars[0].set_postfix_str(
                 f"content {float(loss.content):.3g} style {float(loss.style):.3g} "
                 f"total {float(loss.total):.3g}",
                 refresh=False,
             )
-            bar.update(1)
+            bars[0].update(1)
         if args.save_every and progress.iteration % args.save_every == 0:
             snapshot = output.with_name(f"{output.stem}_{progress.iteration:04d}{output.suffix}")
             save_image(tensor_to_image(progress.image), snapshot)
 
     def close() -> None:
-        if bar is not None:
+        for bar in bars:
             bar.close()
 
     return callback, close

@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 from .vgg import CONV_LAYERS, VGGFeatures
 from .weights import VGGWeights
 
-FLOOR_FRACTION = 0.1
+FLOOR_FRACTION = 0.3
 CALIBRATION_SIZES = (224, 320, 448)
 # scikit-image's bundled natural photographs (no fetchers: these ship inside the wheel).
 CALIBRATION_PHOTOS = (

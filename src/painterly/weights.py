@@ -191,7 +191,8 @@ def load_keras_file(path: Path) -> VGGWeights:
                 if key not in f:
                     raise InputError(f"weights file {path} lacks {key}: not a Keras VGG-19 file")
                 datasets: dict[str, object] = {}
-                f[key].visititems(lambda name, obj, d=datasets: d.setdefault(name, obj))
+                # visititems stops at the first callback that returns a value: return None.
+                f[key].visititems(lambda name, obj, d=datasets: d.update({name: obj}))
                 kernel = [v for k, v in datasets.items() if k.endswith(KERAS_KERNEL_NAMES)]
                 bias = [v for k, v in datasets.items() if k.endswith(KERAS_BIAS_NAMES)]
                 if len(kernel) != 1 or len(bias) != 1:

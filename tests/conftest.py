@@ -1,0 +1,52 @@
+"""Shared fixtures: real weights, small real images (never mocks of either)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+
+
+def _photo_like(width: int, height: int, seed: int) -> Image.Image:
+    """A smooth random image with edges: cheap stand-in content that still excites VGG."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.uniform(0, 255, size=(4, 4, 3)).astype(np.uint8)
+    image = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
+    pixels = np.asarray(image).astype(np.int16)
+    pixels[height // 3 : height // 2, :, :] += 60
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def _stripes(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    phase = rng.uniform(0, 6.28)
+    r = 127 + 120 * np.sin(x / 3.0 + phase)
+    g = 127 + 120 * np.sin((x + y) / 5.0)
+    b = 127 + 120 * np.cos(y / 4.0 + phase)
+    return Image.fromarray(np.stack([r, g, b], -1).astype(np.uint8))
+
+
+@pytest.fixture
+def content_path(tmp_path: Path) -> Path:
+    path = tmp_path / "content.png"
+    _photo_like(96, 64, seed=1).save(path)
+    return path
+
+
+@pytest.fixture
+def style_path(tmp_path: Path) -> Path:
+    path = tmp_path / "style.jpg"
+    _stripes(80, 80, seed=2).save(path, quality=95)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_images() -> Path:
+    if not SHARED_IMAGES.is_dir():
+        pytest.skip("../shared/images is not present")
+    return SHARED_IMAGES
