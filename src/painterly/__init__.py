@@ -5,6 +5,7 @@ Data flows one way: image files -> tensors (`images`) -> VGG-19 features (`weigh
 """
 
 from .api import (
+    PreparedStyle,
     Result,
     prepare_style,
     reconstruct,
@@ -41,6 +42,7 @@ __all__ = [
     "LossTerms",
     "Objective",
     "Options",
+    "PreparedStyle",
     "Progress",
     "Result",
     "StyleTarget",

@@ -3,6 +3,10 @@
 `transfer`, `texture` and `reconstruct` are the paper's three uses of one machinery: match content
 and style, style only (Figure 1, top), or content only (Figure 1, bottom). The `run_*` variants
 return a `Result` with the record of the run as well. Nothing here touches output files.
+
+A run goes coarse to fine (Gatys et al. 2017, "Controlling Perceptual Factors"): it optimizes at a
+fraction of the size first, upsamples the result as the start of the next scale and finishes at
+full size; `scales=1` is the paper's single-scale procedure.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .errors import InputError
@@ -25,14 +30,16 @@ from .images import (
     tensor_to_image,
 )
 from .losses import ContentTarget, Objective, StyleTarget, equal_weights
-from .network import build_network, resolve_device
-from .optimize import OptimizationResult, ProgressCallback, optimize
+from .memory import available_bytes, estimate_peak_bytes, largest_fitting_size
+from .network import build_network, configure_device, resolve_device
+from .optimize import OptimizationResult, Progress, ProgressCallback, optimize
 from .options import Options
 from .record import package_versions
 from .vgg import VGGFeatures, min_input_side
 from .weights import InputConvention
 
 ImageSource = str | os.PathLike | Image.Image
+MIN_SCALE_SIDE = 64  # coarser scales than this teach the optimizer little
 
 
 @dataclass
@@ -41,20 +48,25 @@ class Result:
 
     image: Image.Image
     record: dict = field(repr=False)
-    optimization: OptimizationResult = field(repr=False)
+    optimization: OptimizationResult = field(repr=False)  # of the last (full-size) scale
 
     @property
     def stop_reason(self) -> str:
-        return self.optimization.stop_reason
+        return self.record["stop_reason"]
 
 
-def _options(options: Options | None, values: dict) -> Options:
-    return (options or Options()).with_values(**values).validated()
+@dataclass
+class PreparedStyle:
+    """A style image's Gram targets at every scale of a run, computed once to reuse (batch)."""
+
+    image: Image.Image = field(repr=False)
+    targets: dict[int, StyleTarget] = field(repr=False)  # by the scale's long side
+    key: tuple  # the options they depend on: reuse is only valid where these match
 
 
 def run_transfer(
     content: ImageSource,
-    style: ImageSource | StyleTarget,
+    style: ImageSource | PreparedStyle,
     options: Options | None = None,
     *,
     callback: ProgressCallback | None = None,
@@ -62,13 +74,13 @@ def run_transfer(
 ) -> Result:
     """Paint `content` in the style of `style` (keyword options as in `Options`).
 
-    `style` may be a `StyleTarget` from `prepare_style`, to reuse one style's targets.
+    `style` may be a `PreparedStyle` from `prepare_style`, to reuse one style's targets.
     """
     return _synthesize(_options(options, values), content, style, callback)
 
 
 def run_texture(
-    style: ImageSource,
+    style: ImageSource | PreparedStyle,
     options: Options | None = None,
     *,
     callback: ProgressCallback | None = None,
@@ -90,12 +102,12 @@ def run_reconstruction(
 
 
 def transfer(
-    content: ImageSource, style: ImageSource | StyleTarget, **values: object
+    content: ImageSource, style: ImageSource | PreparedStyle, **values: object
 ) -> Image.Image:
     return run_transfer(content, style, **values).image
 
 
-def texture(style: ImageSource, **values: object) -> Image.Image:
+def texture(style: ImageSource | PreparedStyle, **values: object) -> Image.Image:
     return run_texture(style, **values).image
 
 
@@ -105,17 +117,33 @@ def reconstruct(content: ImageSource, **values: object) -> Image.Image:
 
 def prepare_style(
     style: ImageSource, options: Options | None = None, **values: object
-) -> StyleTarget:
-    """The style's Gram targets, computed once, to reuse across many contents (batch, grid)."""
+) -> PreparedStyle:
+    """The style's Gram targets for every scale of a run with these options, computed once."""
     options = _options(options, values)
     device = resolve_device(options.device)
+    image = open_image(style, role="style image")
+    check_min_size(image, min_input_side(options.style_layers), role="style image")
     network, convention, _ = _network(options, list(options.style_layers), device)
-    return _style_target(
-        options, open_image(style, role="style image"), network, convention, device
-    )
+    targets = {
+        side: _style_target(options, image, side, network, convention, device)
+        for side in scale_sides(options.size, options.scales)
+    }
+    return PreparedStyle(image, targets, _style_key(options))
 
 
-def _network(options: Options, layers: list[str], device: torch.device):
+def scale_sides(size: int, scales: int) -> list[int]:
+    """Long sides of the scales, halving from `size`; none coarser than MIN_SCALE_SIDE."""
+    sides = [round(size / 2**k) for k in range(scales)]
+    return sorted({side for side in sides if side >= MIN_SCALE_SIDE} | {size})
+
+
+def _options(options: Options | None, values: dict) -> Options:
+    return (options or Options()).with_values(**values).validated()
+
+
+def _network(
+    options: Options, layers: list[str], device: torch.device
+) -> tuple[VGGFeatures, InputConvention, str]:
     return build_network(
         layers,
         weights=options.weights,
@@ -126,120 +154,15 @@ def _network(options: Options, layers: list[str], device: torch.device):
 
 
 def _style_key(options: Options) -> tuple:
-    """What a style target depends on besides the image: reuse is only valid if these match."""
-    return (options.weights, options.normalize, options.pooling, options.style_layers, options.size)
-
-
-def _style_target(
-    options: Options,
-    style: Image.Image,
-    network: VGGFeatures,
-    convention: InputConvention,
-    device: torch.device,
-) -> StyleTarget:
-    style = resize_long_side(style, options.size)
-    check_min_size(style, min_input_side(options.style_layers), role="style image (at --size)")
-    with torch.no_grad():
-        features = network(
-            _to_network(image_to_tensor(style), convention, device), options.style_layers
-        )
-    target = StyleTarget.from_features(features, equal_weights(options.style_layers))
-    target.key = _style_key(options)
-    target.image = style
-    return target
-
-
-def _synthesize(
-    options: Options,
-    content_source: ImageSource | None,
-    style_source: ImageSource | StyleTarget | None,
-    callback: ProgressCallback | None,
-) -> Result:
-    started = time.perf_counter()
-    seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
-    torch.manual_seed(seed)
-    device = resolve_device(options.device)
-
-    layers = ([options.content_layer] if content_source is not None else []) + (
-        list(options.style_layers) if style_source is not None else []
+    return (
+        options.weights,
+        options.normalize,
+        options.pooling,
+        options.style_layers,
+        options.size,
+        options.scales,
+        options.device,
     )
-    content = open_image(content_source, role="content image") if content_source else None
-    if isinstance(style_source, StyleTarget):
-        if style_source.key != _style_key(options):
-            raise ValueError("this StyleTarget was prepared with other options than this run's")
-        style_image = style_source.image
-    elif style_source is not None:
-        style_image = open_image(style_source, role="style image")
-    else:
-        style_image = None
-    min_side = min_input_side(layers)
-    for image, role in ((content, "content image"), (style_image, "style image")):
-        if image is not None:
-            check_min_size(image, min_side, role=role)
-    output = resize_long_side(content if content is not None else style_image, options.size)
-    check_min_size(output, min_side, role="output at this --size")
-
-    network, convention, weights_source = _network(options, layers, device)
-    content_target = style_target = None
-    if content is not None:
-        with torch.no_grad():
-            features = network(
-                _to_network(image_to_tensor(output), convention, device), [options.content_layer]
-            )
-        content_target = ContentTarget(features)
-    if isinstance(style_source, StyleTarget):
-        style_target = style_source
-    elif style_image is not None:
-        style_target = _style_target(options, style_image, network, convention, device)
-
-    if content_target is not None and style_target is not None:
-        alpha, beta = options.ratio, 1.0
-    else:
-        alpha = beta = 1.0
-    objective = Objective(content_target, style_target, alpha=alpha, beta=beta)
-    init = _initial_image(options, output.size, output if content else None, style_image, seed)
-    init = _to_network(init, convention, device)
-    learning_rate = options.learning_rate * convention.scale / min(convention.std)
-    setup_seconds = time.perf_counter() - started
-
-    optimization = optimize(
-        network,
-        objective,
-        init,
-        iterations=options.iterations,
-        optimizer=options.optimizer,
-        learning_rate=learning_rate,
-        callback=callback,
-        decode=convention.from_network,
-    )
-    rgb = convention.from_network(optimization.image.float())
-    image = tensor_to_image(rgb)
-    record = {
-        "command": "transfer"
-        if content and style_target
-        else "texture"
-        if style_target
-        else "reconstruct",
-        "options": {**asdict(options), "seed": seed},
-        "device": str(device),
-        "weights": weights_source,
-        "input_convention": convention.name,
-        "output_size": list(image.size),
-        "iterations": optimization.iterations,
-        "stop_reason": optimization.stop_reason,
-        "alpha": alpha,
-        "beta": beta,
-        "final_loss": optimization.loss.as_floats(),
-        "timings": {
-            "setup_seconds": round(setup_seconds, 3),
-            "optimization_seconds": round(optimization.seconds, 3),
-            "seconds_per_iteration": round(
-                optimization.seconds / max(1, optimization.iterations), 4
-            ),
-        },
-        "versions": package_versions(),
-    }
-    return Result(image, record, optimization)
 
 
 def _to_network(
@@ -249,9 +172,199 @@ def _to_network(
     return x.contiguous(memory_format=torch.channels_last)
 
 
+def _style_target(
+    options: Options,
+    style: Image.Image,
+    side: int,
+    network: VGGFeatures,
+    convention: InputConvention,
+    device: torch.device,
+) -> StyleTarget:
+    """Gram targets of the style image at the scale's size, so strokes keep their proportion."""
+    resized = resize_long_side(style, side)
+    check_min_size(resized, min_input_side(options.style_layers), role=f"style image at {side} px")
+    with torch.no_grad():
+        rgb = _to_network(image_to_tensor(resized), convention, device)
+        features = network(rgb, options.style_layers)
+    return StyleTarget.from_features(features, equal_weights(options.style_layers))
+
+
+def _check_memory(output: Image.Image, layers: list[str], options: Options, device) -> None:
+    budget = available_bytes(device)
+    if budget is None:
+        return
+    width, height = output.size
+    needed = estimate_peak_bytes(width, height, layers, options.optimizer)
+    if needed > budget:
+        fits = largest_fitting_size(height / width, layers, options.optimizer, budget)
+        raise InputError(
+            f"--size {options.size} needs about {needed / 1024**3:.1f} GiB but only "
+            f"{budget / 1024**3:.1f} GiB is free on {device.type}; the largest size that fits "
+            f"is about --size {fits}"
+        )
+
+
+def _synthesize(
+    options: Options,
+    content_source: ImageSource | None,
+    style_source: ImageSource | PreparedStyle | None,
+    callback: ProgressCallback | None,
+) -> Result:
+    started = time.perf_counter()
+    seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
+    torch.manual_seed(seed)
+    device = resolve_device(options.device)
+    configure_device(device)
+
+    layers = ([options.content_layer] if content_source is not None else []) + (
+        list(options.style_layers) if style_source is not None else []
+    )
+    min_side = min_input_side(layers)
+    content = open_image(content_source, role="content image") if content_source else None
+    prepared = style_source if isinstance(style_source, PreparedStyle) else None
+    if prepared is not None and prepared.key != _style_key(options):
+        raise ValueError("this PreparedStyle was made with other options than this run's")
+    style = prepared.image if prepared else None
+    if style_source is not None and prepared is None:
+        style = open_image(style_source, role="style image")
+    for image, role in ((content, "content image"), (style, "style image")):
+        if image is not None:
+            check_min_size(image, min_side, role=role)
+    shape_source = content if content is not None else style
+    output = resize_long_side(shape_source, options.size)
+    check_min_size(output, min_side, role="output at this --size")
+    _check_memory(output, layers, options, device)
+
+    network, convention, weights_source = _network(options, layers, device)
+    sides = scale_sides(options.size, options.scales)
+    if content is not None and style is not None:
+        alpha, beta = options.ratio, 1.0
+    else:
+        alpha = beta = 1.0
+    work = [side * side * options.iterations for side in sides]  # for the time-left estimate
+    setup_seconds = time.perf_counter() - started
+
+    image: torch.Tensor | None = None
+    stages: list[dict] = []
+    iterations_before = 0
+    optimization_started = time.perf_counter()
+    for index, side in enumerate(sides):
+        scaled = resize_long_side(shape_source, side)
+        check_min_size(scaled, min_side, role=f"output at scale {side} px")
+        content_target = style_target = None
+        if content is not None:
+            with torch.no_grad():
+                rgb = _to_network(image_to_tensor(scaled), convention, device)
+                content_target = ContentTarget(network(rgb, [options.content_layer]))
+        if prepared is not None:
+            style_target = prepared.targets[side]
+        elif style is not None:
+            style_target = _style_target(options, style, side, network, convention, device)
+        objective = Objective(content_target, style_target, alpha=alpha, beta=beta)
+
+        if image is None:
+            start = _initial_image(options, scaled, content, style, seed)
+            image = _to_network(start, convention, device)
+        else:
+            image = F.interpolate(
+                image, size=(scaled.height, scaled.width), mode="bicubic", align_corners=False
+            )
+
+        stage_callback = None
+        if callback is not None:
+            stage_callback = _stage_progress(
+                callback, convention, index, sides, work, iterations_before,
+                options.iterations * len(sides), optimization_started,
+            )  # fmt: skip
+
+        optimization = optimize(
+            network,
+            objective,
+            image,
+            iterations=options.iterations,
+            optimizer=options.optimizer,
+            learning_rate=options.learning_rate * convention.scale / min(convention.std),
+            tolerance=options.tolerance,
+            callback=stage_callback,
+        )
+        image = optimization.image
+        iterations_before += optimization.iterations
+        stages.append(
+            {
+                "size": [scaled.width, scaled.height],
+                "iterations": optimization.iterations,
+                "stop_reason": optimization.stop_reason,
+                "seconds": round(optimization.seconds, 3),
+                "loss": optimization.loss.as_floats(),
+            }
+        )
+        if optimization.stop_reason in ("interrupted", "diverged"):
+            break
+
+    result_image = tensor_to_image(convention.from_network(image.float()))
+    if result_image.size != output.size:  # interrupted before the last scale
+        result_image = resize_to(result_image, output.size)
+    seconds = time.perf_counter() - optimization_started
+    final = stages[-1]
+    stop_reason = final["stop_reason"]
+    if stop_reason in ("iterations", "converged") and len(stages) < len(sides):
+        stop_reason = "interrupted"
+    record = {
+        "command": "transfer" if content and style else "texture" if style else "reconstruct",
+        "options": {**asdict(options), "seed": seed},
+        "device": str(device),
+        "weights": weights_source,
+        "input_convention": convention.name,
+        "output_size": list(result_image.size),
+        "iterations": iterations_before,
+        "stop_reason": stop_reason,
+        "alpha": alpha,
+        "beta": beta,
+        "final_loss": final["loss"],
+        "scales": stages,
+        "timings": {
+            "setup_seconds": round(setup_seconds, 3),
+            "optimization_seconds": round(seconds, 3),
+            "seconds_per_iteration": round(seconds / max(1, iterations_before), 4),
+        },
+        "versions": package_versions(),
+    }
+    return Result(result_image, record, optimization)
+
+
+def _stage_progress(
+    callback: ProgressCallback,
+    convention: InputConvention,
+    index: int,
+    sides: list[int],
+    work: list[int],
+    iterations_before: int,
+    iterations_cap: int,
+    started: float,
+):
+    """Turn one scale's (iteration, loss, image) into the run-wide `Progress` callers see."""
+    done_before, side = sum(work[:index]), sides[index]
+
+    def stage_callback(iteration: int, loss, current: torch.Tensor) -> None:
+        callback(
+            Progress(
+                iteration=iterations_before + iteration,
+                iterations=iterations_cap,
+                loss=loss,
+                image=convention.from_network(current),
+                elapsed=time.perf_counter() - started,
+                scale=index,
+                scales=len(sides),
+                fraction=min(1.0, (done_before + side * side * iteration) / sum(work)),
+            )
+        )
+
+    return stage_callback
+
+
 def _initial_image(
     options: Options,
-    size: tuple[int, int],
+    output: Image.Image,
     content: Image.Image | None,
     style: Image.Image | None,
     seed: int,
@@ -260,14 +373,14 @@ def _initial_image(
 
     The noise comes from its own CPU generator, so a seed gives the same start on every device.
     """
-    width, height = size
+    size = output.size
     if options.init == "noise":
         generator = torch.Generator().manual_seed(seed)
-        return torch.rand((1, 3, height, width), generator=generator)
+        return torch.rand((1, 3, size[1], size[0]), generator=generator)
     if options.init == "content":
         if content is None:
             raise InputError("--init content needs a content image")
-        return image_to_tensor(content)
+        return image_to_tensor(resize_to(content, size))
     if options.init == "style":
         if style is None:
             raise InputError("--init style needs a style image")

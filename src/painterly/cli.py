@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -25,7 +26,11 @@ DEFAULTS = Options()
 
 HELP = {
     "size": "long side of the output in pixels",
-    "iterations": "optimizer iterations",
+    "iterations": "most optimizer iterations per scale",
+    "scales": "coarse-to-fine scales, each twice the size of the one before (1: the paper's "
+    "single scale)",
+    "tolerance": "stop a scale once the loss improves by less than this fraction over 10 "
+    "iterations (0: run every iteration)",
     "ratio": "alpha/beta, content vs style weight in the paper's units (smaller: more style)",
     "content_layer": "layer whose responses the content loss matches",
     "style_layers": "comma-separated layers whose Gram matrices the style loss matches",
@@ -156,31 +161,35 @@ def _progress(
 ) -> tuple[ProgressCallback, Callable[[], None]]:
     """A callback that draws a progress bar on stderr and saves every N iterations.
 
-    The bar appears at the first iteration, so input errors found during set-up print alone.
+    The bar measures work (pixels x iterations), so its time-left estimate holds across scales
+    of different cost. It appears at the first iteration, so set-up errors print alone, and it
+    reads the losses back from the device at most a few times a second.
     """
     bars: list = []
+    last_shown = [0.0]
 
     def callback(progress: Progress) -> None:
         if not args.quiet:
             if not bars:
                 from tqdm import tqdm
 
-                bars.append(
-                    tqdm(
-                        total=progress.iterations,
-                        unit="it",
-                        file=sys.stderr,
-                        dynamic_ncols=True,
-                        desc=args.command,
-                    )
+                bars.append(tqdm(total=1000, file=sys.stderr, dynamic_ncols=True,
+                                 desc=args.command, bar_format="{desc} {percentage:3.0f}%|{bar}| "
+                                 "{elapsed}<{remaining} {postfix}"))  # fmt: skip
+            bar = bars[0]
+            now = time.monotonic()
+            if now - last_shown[0] > 0.5 or progress.fraction >= 1:
+                last_shown[0] = now
+                loss = progress.loss
+                scale = (
+                    f"scale {progress.scale + 1}/{progress.scales} " if progress.scales > 1 else ""
                 )
-            loss = progress.loss
-            bars[0].set_postfix_str(
-                f"content {float(loss.content):.3g} style {float(loss.style):.3g} "
-                f"total {float(loss.total):.3g}",
-                refresh=False,
-            )
-            bars[0].update(1)
+                bar.set_postfix_str(
+                    f"it {progress.iteration} {scale}content {float(loss.content):.3g} "
+                    f"style {float(loss.style):.3g} total {float(loss.total):.3g}",
+                    refresh=False,
+                )
+            bar.update(max(0, round(progress.fraction * 1000) - bar.n))
         if args.save_every and progress.iteration % args.save_every == 0:
             snapshot = output.with_name(f"{output.stem}_{progress.iteration:04d}{output.suffix}")
             save_image(tensor_to_image(progress.image), snapshot)

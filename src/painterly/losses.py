@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
@@ -59,9 +58,6 @@ class StyleTarget:
 
     grams: dict[str, torch.Tensor]
     layer_weights: dict[str, float]
-    # What produced it (set by the API), so a prepared target is only reused where it is valid.
-    key: tuple = field(default=(), compare=False)
-    image: Any = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_features(

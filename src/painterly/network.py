@@ -25,6 +25,14 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def configure_device(device: torch.device) -> None:
+    """TF32 matmuls and convolutions on CUDA: faster, and no visible change to the result."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+
 @functools.lru_cache(maxsize=4)
 def _weights(path: str | None, normalize: bool) -> VGGWeights:
     """Weights are read (and normalized) once per process, not once per image."""

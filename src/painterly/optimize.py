@@ -2,12 +2,15 @@
 
 The image is optimized in the network's own input space (e.g. Caffe's BGR 0-255 minus mean), so
 the first L-BFGS step has a sensible scale. Progress leaves through a callback, called once per
-iteration; Ctrl-C ends the loop cleanly and the current image is kept.
+iteration; Ctrl-C ends the loop cleanly and the current image is kept. The loop stops at the
+iteration cap, or earlier once the loss stops improving by more than `tolerance`.
+
+Loss values stay on the device and are read back in blocks of `CHECK_EVERY` iterations, so the
+loop itself adds no per-iteration device sync (torch's L-BFGS does a few of its own).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,16 +20,22 @@ import torch
 from .losses import LossTerms, Objective
 from .vgg import VGGFeatures
 
+CHECK_EVERY = 10  # iterations between convergence checks (and loss read-backs)
+LBFGS_HISTORY_BYTES = 2 * 1024**3  # cap on L-BFGS's memory of past steps
+
 
 @dataclass
 class Progress:
     """What a callback sees after each iteration."""
 
-    iteration: int
-    iterations: int
-    loss: LossTerms
-    image: torch.Tensor  # the current image, decoded by optimize()'s `decode` (API: RGB in [0, 1])
-    elapsed: float
+    iteration: int  # counted over all scales
+    iterations: int  # the cap, over all scales
+    loss: LossTerms  # tensors: float() them only when you need the numbers
+    image: torch.Tensor  # the current image, RGB in [0, 1] (1, 3, H, W); do not modify
+    elapsed: float  # seconds since the run's optimization began
+    scale: int = 0  # index of the current scale (coarse to fine)
+    scales: int = 1
+    fraction: float = 0.0  # estimated share of the run's work done, for a time-left estimate
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -37,7 +46,7 @@ class OptimizationResult:
     image: torch.Tensor
     loss: LossTerms
     iterations: int
-    stop_reason: str  # "iterations", "interrupted" or "diverged"
+    stop_reason: str  # "iterations", "converged", "interrupted" or "diverged"
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -45,7 +54,13 @@ class OptimizationResult:
 def evaluate(network: VGGFeatures, objective: Objective, image: torch.Tensor) -> LossTerms:
     """The objective at `image`, without gradients."""
     with torch.no_grad():
-        return objective(network(image, objective.layers))
+        features = network(image.contiguous(memory_format=torch.channels_last), objective.layers)
+        return objective(features)
+
+
+def lbfgs_history(numel: int) -> int:
+    """L-BFGS keeps 2 vectors per remembered step: at 2048 px, 100 steps would take 7 GiB."""
+    return max(10, min(100, LBFGS_HISTORY_BYTES // (2 * 4 * numel)))
 
 
 def optimize(
@@ -56,23 +71,26 @@ def optimize(
     iterations: int,
     optimizer: str = "lbfgs",
     learning_rate: float = 1.0,
-    callback: ProgressCallback | None = None,
-    decode: Callable[[torch.Tensor], torch.Tensor] = lambda x: x,
+    tolerance: float = 0.0,
+    callback: Callable[[int, LossTerms, torch.Tensor], None] | None = None,
 ) -> OptimizationResult:
     """Minimize `objective` over the pixels of an image starting at `init` (network space).
 
-    For Adam, `learning_rate` is in network input units per step.
+    Stops after `iterations`, or when the total loss improved by less than `tolerance` (relative)
+    over the last `CHECK_EVERY` iterations. For Adam, `learning_rate` is in network input units.
+    `callback(iteration, loss, image)` runs after every iteration.
     """
     # L-BFGS flattens the parameter with view(), so it stays in the default layout; the network
     # sees a channels_last copy, the faster layout for CPU convolutions.
     image = init.detach().clone().contiguous()
     image.requires_grad_(True)
     if optimizer == "lbfgs":
-        # One iteration per step() keeps a callback per iteration; L-BFGS's memory persists
-        # across calls. Tolerances off: we decide when to stop.
+        # One iteration per step() gives a callback per iteration; L-BFGS's memory persists
+        # across calls. Its own tolerances are off: this loop decides when to stop.
         solver: torch.optim.Optimizer = torch.optim.LBFGS(
-            [image], lr=1.0, max_iter=1, history_size=100, tolerance_grad=-1, tolerance_change=-1
-        )
+            [image], lr=1.0, max_iter=1, history_size=lbfgs_history(image.numel()),
+            tolerance_grad=-1, tolerance_change=-1,
+        )  # fmt: skip
     elif optimizer == "adam":
         solver = torch.optim.Adam([image], lr=learning_rate)
     else:
@@ -88,36 +106,54 @@ def optimize(
         last[:] = [terms.detached()]
         return terms.total
 
+    pending: list[torch.Tensor] = []  # per-iteration [total, content, style], not yet read back
     history: list[dict[str, float]] = []
     stop_reason = "iterations"
     start = time.perf_counter()
-    done = 0
     good = image.detach().clone()
     try:
         for done in range(1, iterations + 1):
             solver.step(closure)
             terms = last[0]
-            total = float(terms.total)
-            if not math.isfinite(total) or not torch.isfinite(image).all():
+            pending.append(torch.stack([terms.total, terms.content, terms.style]))
+            if callback is not None:
+                callback(done, terms, image.detach())
+            if done % CHECK_EVERY and done != iterations:
+                continue
+            if not _read_back(pending, history) or not bool(torch.isfinite(image).all()):
                 stop_reason = "diverged"
                 break
             good.copy_(image.detach())
-            history.append(
-                {
-                    "iteration": done,
-                    "total": total,
-                    "content": float(terms.content),
-                    "style": float(terms.style),
-                }
-            )
-            if callback is not None:
-                callback(
-                    Progress(
-                        done, iterations, terms, decode(image.detach()), time.perf_counter() - start
-                    )
-                )
+            if tolerance > 0 and len(history) > CHECK_EVERY:
+                before, now = history[-1 - CHECK_EVERY]["total"], history[-1]["total"]
+                if before - now <= tolerance * abs(before):
+                    stop_reason = "converged"
+                    break
     except KeyboardInterrupt:
         stop_reason = "interrupted"
+        _read_back(pending, history)
+        if bool(torch.isfinite(image).all()):
+            good.copy_(image.detach())
     seconds = time.perf_counter() - start
-    final = evaluate(network, objective, good)
-    return OptimizationResult(good, final, len(history), stop_reason, seconds, history)
+    return OptimizationResult(good, evaluate(network, objective, good), len(history),
+                              stop_reason, seconds, history)  # fmt: skip
+
+
+def _read_back(pending: list[torch.Tensor], history: list[dict[str, float]]) -> bool:
+    """Move pending loss values into `history` (one device sync); False if any is not finite."""
+    if not pending:
+        return True
+    values = torch.stack(pending).cpu().tolist()
+    pending.clear()
+    finite = True
+    for total, content, style in values:
+        if not all(map(_finite, (total, content, style))):
+            finite = False
+            break
+        history.append({"iteration": len(history) + 1, "total": total, "content": content,
+                        "style": style})  # fmt: skip
+    return finite
+
+
+def _finite(value: float) -> bool:
+    return value == value and abs(value) != float("inf")

@@ -28,6 +28,8 @@ class Options:
 
     size: int = 512
     iterations: int = 500
+    scales: int = 1
+    tolerance: float = 0.0
     ratio: float = 1e-3
     content_layer: str = PAPER_CONTENT_LAYER
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
@@ -49,6 +51,14 @@ class Options:
         _check(
             isinstance(self.iterations, int) and self.iterations >= 1,
             f"--iterations must be a whole number of at least 1, not {self.iterations!r}",
+        )
+        _check(
+            isinstance(self.scales, int) and 1 <= self.scales <= 8,
+            f"--scales must be a whole number from 1 to 8, not {self.scales!r}",
+        )
+        _check(
+            isinstance(self.tolerance, (int, float)) and 0 <= self.tolerance < 1,
+            f"--tolerance must be a number from 0 to 1, not {self.tolerance!r}",
         )
         _check(_positive(self.ratio), f"--ratio must be a positive number, not {self.ratio!r}")
         _check(

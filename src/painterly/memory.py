@@ -1,0 +1,100 @@
+"""Estimate a run's peak memory before it starts, so a size that will not fit is refused clearly
+instead of the process being killed halfway.
+
+The estimate counts what autograd keeps for the backward pass (every layer's activation up to the
+deepest one used), the gradient buffers of the backward pass, and the optimizer's state (L-BFGS
+keeps two image-sized vectors per remembered step). `ACTIVATION_FACTOR` and `BASE_BYTES` were fitted
+to measured peaks (benchmarks/bench_speed.py prints estimate and measurement side by side).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection
+
+import torch
+
+from .optimize import lbfgs_history
+from .vgg import CONV_CHANNELS, LAYER_NAMES, deepest_layer
+
+ACTIVATION_FACTOR = 1.6  # allocator slack and oneDNN/cuDNN workspaces, measured
+BASE_BYTES = 900 * 1024**2  # interpreter, torch, weights (raw and normalized), targets
+FLOAT = 4
+
+
+def activation_elements(width: int, height: int, layers: Collection[str]) -> tuple[int, int]:
+    """(sum, max) of activation sizes, in elements, of the network cut at the deepest layer."""
+    total = largest = 0
+    channels, w, h = 3, width, height
+    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest_layer(layers)) + 1]:
+        if name.startswith("pool"):
+            w, h = w // 2, h // 2
+        else:
+            channels = CONV_CHANNELS[name]
+        total += channels * w * h
+        largest = max(largest, channels * w * h)
+    return total, largest
+
+
+def estimate_peak_bytes(
+    width: int, height: int, layers: Collection[str], optimizer: str = "lbfgs"
+) -> int:
+    total, largest = activation_elements(width, height, layers)
+    pixels = 3 * width * height
+    state = 2 * lbfgs_history(pixels) + 4 if optimizer == "lbfgs" else 3
+    # image, its grad, channels_last copy, last good copy, upsampled start + optimizer state
+    image_bytes = FLOAT * pixels * (5 + state)
+    return int(BASE_BYTES + FLOAT * ACTIVATION_FACTOR * (total + 2 * largest) + image_bytes)
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Memory this process may still use on `device`; None where we cannot tell."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    if device.type != "cpu":
+        return None
+    limits = []
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    limits.append(int(line.split()[1]) * 1024)
+    except OSError:
+        pass
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            value = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        if value != "max":
+            limits.append(int(value) - used)
+    except (OSError, ValueError):
+        pass
+    if not limits:
+        try:
+            limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+        except (ValueError, OSError, AttributeError):
+            return None
+    return min(limits)
+
+
+def largest_fitting_size(
+    aspect: float, layers: Collection[str], optimizer: str, budget: int
+) -> int:
+    """The largest long side (px) whose estimate stays within `budget` bytes; aspect = h / w."""
+    low, high = 16, 65536
+    while low < high:
+        mid = (low + high + 1) // 2
+        w, h = _dims(mid, aspect)
+        if estimate_peak_bytes(w, h, layers, optimizer) <= budget:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _dims(long_side: int, aspect: float) -> tuple[int, int]:
+    if aspect <= 1:
+        return long_side, max(1, round(long_side * aspect))
+    return max(1, round(long_side / aspect)), long_side
