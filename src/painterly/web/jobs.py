@@ -203,10 +203,15 @@ class RunQueue:
             return None if job is None else job.describe(self._position(job))
 
     def describe_all(self) -> list[dict[str, object]]:
-        """Every run the server knows, newest first."""
+        """Every run the server knows, in the order to show them: the queue as it will run
+        (the running one, then the waiting ones in turn), then finished runs, latest first."""
         with self._lock:
-            jobs = sorted(self._jobs.values(), key=lambda j: j.created, reverse=True)
-            return [job.describe(self._position(job)) for job in jobs]
+            running = self._running
+            active = [running] if running is not None and running.state == RUNNING else []
+            active += list(self._pending)
+            done = [j for j in self._jobs.values() if j.state in FINISHED]
+            done.sort(key=lambda j: (j.finished or 0.0, j.created), reverse=True)
+            return [job.describe(self._position(job)) for job in active + done]
 
     def _position(self, job: Job) -> int | None:
         """1 for the next run to start, 2 for the one after, ...; None unless waiting."""

@@ -12,6 +12,8 @@ const state = {
   styles: [],
   cards: new Map(), // run id -> {el, previewVersion, stateName}
   pollTimer: null,
+  polling: false,
+  pollSoon: false,
 };
 
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -341,6 +343,12 @@ function render(runs) {
 }
 
 async function poll() {
+  // One poll at a time: a call while one is in flight asks for another right after it.
+  if (state.polling) {
+    state.pollSoon = true;
+    return;
+  }
+  state.polling = true;
   clearTimeout(state.pollTimer);
   let busy = false;
   try {
@@ -349,8 +357,12 @@ async function poll() {
     busy = render(data.runs);
   } catch {
     $("#offline").hidden = false;
+  } finally {
+    state.polling = false;
   }
-  state.pollTimer = setTimeout(poll, busy ? FAST_POLL_MS : SLOW_POLL_MS);
+  const delay = state.pollSoon ? 0 : busy ? FAST_POLL_MS : SLOW_POLL_MS;
+  state.pollSoon = false;
+  state.pollTimer = setTimeout(poll, delay);
 }
 
 // ---------------------------------------------------------------------------------------------
