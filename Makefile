@@ -20,6 +20,7 @@ demo: setup
 	$(BIN)/painterly demo -o painterly-demo.png
 
 test: setup
+	bash scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 lint: setup

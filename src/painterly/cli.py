@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="output image (default: painterly-demo.png; the inputs are saved beside it)",
     )
     _add_options(p, "demo")
+
+    p = sub.add_parser("serve", help="a local web app: pick images, watch runs paint, download")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port, 0 for a free one (default: 8000)")
     return parser
 
 
@@ -203,6 +207,8 @@ def _progress(
 
 def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
     output = check_output_path(args.output)
     if args.save_every < 0:
         raise InputError(f"--save-every must be 0 or more, not {args.save_every}")
@@ -225,6 +231,18 @@ def _run(argv: Sequence[str] | None) -> int:
     if not args.quiet:
         print(f"saved {output} and {record_path.name}", file=sys.stderr)
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """The web app lives in an optional extra, so import it only when asked for."""
+    try:
+        from .web import serve
+    except ImportError as exc:
+        raise InputError(
+            f"painterly serve needs the web extra ({exc.name} is missing): "
+            "pip install 'painterly[web]'"
+        ) from None
+    return serve(args.host, args.port)
 
 
 def _dispatch(
