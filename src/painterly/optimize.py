@@ -72,6 +72,7 @@ def optimize(
     optimizer: str = "lbfgs",
     learning_rate: float = 1.0,
     tolerance: float = 0.0,
+    loss_scale: float = 1.0,
     callback: Callable[[int, LossTerms, torch.Tensor], None] | None = None,
 ) -> OptimizationResult:
     """Minimize `objective` over the pixels of an image starting at `init` (network space).
@@ -102,9 +103,10 @@ def optimize(
         solver.zero_grad(set_to_none=True)
         features = network(image.contiguous(memory_format=torch.channels_last), objective.layers)
         terms = objective(features)
-        terms.total.backward()
+        scaled = terms.total * loss_scale
+        scaled.backward()
         last[:] = [terms.detached()]
-        return terms.total
+        return scaled.detach()
 
     pending: list[torch.Tensor] = []  # per-iteration [total, content, style], not yet read back
     history: list[dict[str, float]] = []
