@@ -443,7 +443,7 @@ def run_batch(
             elif todo:
                 outcomes = _dask_outcomes(todo, options, client, threads)
             else:
-                outcomes = iter(())
+                outcomes = _no_outcomes()
             with closing(outcomes):
                 for outcome in outcomes:
                     report(outcome)
@@ -458,6 +458,10 @@ def run_batch(
             if bar is not None:
                 bar.close()
     return summary
+
+
+def _no_outcomes() -> Iterator[dict]:
+    yield from ()
 
 
 def _progress_bar(total: int, *, enabled: bool):
