@@ -132,7 +132,9 @@ def plan_batch(
     `styles` may name folders, which are walked like `inputs`.
 
     Outputs mirror the input tree under `output_dir`; when a content gets more than one style,
-    each style gets its own tree, `output_dir/STYLE_NAME/...`.
+    each style gets its own tree, `output_dir/STYLE_NAME/...`. Each pair's seed comes from
+    `seed` (the run's `Options.seed`; None counts as 0) and its output path, so a redone pair
+    gives the same image.
     """
     if pairing not in PAIRINGS:
         raise InputError(f"--pairing must be one of {', '.join(PAIRINGS)}, not {pairing!r}")
@@ -346,7 +348,10 @@ def _on_device(target: StyleTarget, options: Options) -> StyleTarget:
     return dataclasses.replace(target, grams={k: v.to(device) for k, v in target.grams.items()})
 
 
-def _outcome(job: Job, status: str, record: dict | None = None, seconds: float | None = None):
+def _outcome(
+    job: Job, status: str, record: dict | None = None, seconds: float | None = None
+) -> dict:
+    """A manifest entry; seconds and losses come from the record when there is one."""
     record = record or {}
     loss = record.get("final_loss") or {}
     if seconds is None and "timings" in record:
@@ -451,7 +456,7 @@ def run_batch(
             for job in todo:
                 if job.name not in reported:
                     # A worker may have finished it while we were stopping.
-                    record = finished_record(job)
+                    record = None if overwrite else finished_record(job)
                     status = "pending" if record is None else "done"
                     summary.counts[status] += 1
                     log.write(json.dumps(_outcome(job, status, record)) + "\n")
