@@ -6,17 +6,21 @@ import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from batch_helpers import OPTIONS, content_tree, corrupt, picture, read_manifest
 from PIL import Image
 
-from painterly.batch import plan_batch, run_batch
+from painterly.batch import plan_batch, prepare_target, run_batch, run_job
 from painterly.cli import main
 from painterly.errors import InputError
 
 NESTED = ["a.png", "sub/b.jpg", "sub/deep/c.png"]
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 
 def touch(root: Path, names: list[str]) -> Path:
@@ -176,8 +180,53 @@ def test_local_batch_survives_a_killed_worker_process(tmp_path):
     assert all((out / f"p{i}.png.json").is_file() for i in range(3))
 
 
+def test_a_bad_style_fails_its_pairs_and_nothing_is_written(tmp_path):
+    photos = content_tree(tmp_path / "photos", ["a.png"])
+    bad = corrupt(tmp_path / "style.jpg")
+    (job,) = plan_batch(photos, [bad], tmp_path / "out")
+    outcome = run_job(job, prepare_target(str(bad), OPTIONS), OPTIONS)
+    assert outcome["status"] == "failed" and outcome["error"].startswith("style image")
+    assert not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------------------------
 # CLI
+
+
+def test_ctrl_c_stops_at_once_keeps_finished_work_and_lists_the_rest(tmp_path):
+    """Ctrl-C in a terminal signals the whole process group: main process and workers."""
+    photos = content_tree(tmp_path / "photos", ["a.png", "b.png", "c.png"])
+    style = picture(tmp_path / "style.png", seed=3)
+    out = tmp_path / "out"
+    code = "import sys; from painterly.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["batch", str(photos), "--styles", str(style), "-o", str(out), "--quiet"]
+    args += ["--size", "64", "--iterations", "100000", "--workers", "2", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), *sys.path])}
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        start_new_session=True,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "manifest.jsonl").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(8)  # the workers start and take their images
+        os.killpg(process.pid, signal.SIGINT)
+        stopped = time.monotonic()
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert time.monotonic() - stopped < 20  # not after the images in flight are finished
+    assert "rerun to go on" in err
+    entries = read_manifest(out / "manifest.jsonl")
+    assert {e["status"] for e in entries.values()} == {"pending"}
+    assert set(entries) == {"a.png", "b.png", "c.png"}
+    assert not [p for p in out.rglob("*") if p.name != "manifest.jsonl"]  # nothing half-written
 
 
 def test_cli_batch_exit_codes_and_manifest(tmp_path, capsys):
