@@ -18,7 +18,13 @@ from pathlib import Path
 
 from .api import Result, run_reconstruction, run_texture, run_transfer
 from .errors import InputError
-from .images import check_output_path, save_image, tensor_to_image, write_text_atomic
+from .images import (
+    OUTPUT_FORMATS,
+    check_output_path,
+    save_image,
+    tensor_to_image,
+    write_text_atomic,
+)
 from .optimize import Progress, ProgressCallback
 from .options import DEVICES, INITS, OPTIMIZERS, Options, parse_layers
 
@@ -100,6 +106,8 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
             metavar=f.name.upper() if f.name not in choices else None,
             help=f"{HELP[f.name]} (default: {shown})",
         )
+    if command == "batch":
+        return
     parser.add_argument(
         "--save-every",
         type=int,
@@ -146,7 +154,46 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="a local web app: pick images, watch runs paint, download")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port, 0 for a free one (default: 8000)")
+    p = sub.add_parser("batch", help="stylize a folder or manifest of images, resumably")
+    _add_batch_arguments(p)
+    _add_options(p, "batch")
     return parser
+
+
+def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
+    from .batch import EXECUTORS, PAIRINGS
+
+    p.add_argument(
+        "inputs",
+        metavar="INPUTS",
+        help="folder of content images (walked recursively), or a .csv/.txt manifest of "
+        "content paths, optionally with a style per row",
+    )
+    p.add_argument(
+        "--styles", nargs="+", default=[], metavar="STYLE", help="style images or folders"
+    )
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument(
+        "--pairing",
+        choices=PAIRINGS,
+        default="all",
+        help="each content with every style, or with one style picked per content by a "
+        "seeded hash (default: all)",
+    )
+    p.add_argument("--pairing-seed", type=int, default=0, help="seed of --pairing random")
+    p.add_argument(
+        "--format",
+        dest="output_format",
+        choices=[s[1:] for s in OUTPUT_FORMATS],
+        help="output format (default: the input's, or png)",
+    )
+    p.add_argument("--executor", choices=EXECUTORS, default="local", help="(default: local)")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://host:8786")
+    p.add_argument("--workers", type=int, help="local processes (default: cores / 4)")
+    p.add_argument("--threads", type=int, help="torch threads per job (default: cores / workers)")
+    p.add_argument("--manifest", help="run manifest, JSON lines (default: OUTDIR/manifest.jsonl)")
+    p.add_argument("--overwrite", action="store_true", help="redo pairs that are already done")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _version() -> str:
@@ -209,6 +256,8 @@ def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "batch":
+        return _run_batch(args)
     output = check_output_path(args.output)
     if args.save_every < 0:
         raise InputError(f"--save-every must be 0 or more, not {args.save_every}")
@@ -243,6 +292,68 @@ def _serve(args: argparse.Namespace) -> int:
             "pip install 'painterly[web]'"
         ) from None
     return serve(args.host, args.port)
+
+
+def _run_batch(args: argparse.Namespace) -> int:
+    """Exit 0 if every pair is done, 2 if only bad inputs failed, 1 if anything else did."""
+    from .batch import plan_batch, run_batch
+
+    options = _options_from(args)
+    jobs = plan_batch(
+        args.inputs,
+        args.styles,
+        args.output,
+        pairing=args.pairing,
+        pairing_seed=args.pairing_seed,
+        seed=options.seed,
+        output_format=args.output_format,
+    )
+    manifest = args.manifest or os.path.join(args.output, "manifest.jsonl")
+    client = _dask_client(args.scheduler) if args.executor == "dask" else None
+    try:
+        summary = run_batch(
+            jobs,
+            options,
+            manifest=manifest,
+            executor=args.executor,
+            client=client,
+            workers=args.workers,
+            threads=args.threads,
+            overwrite=args.overwrite,
+            progress=not args.quiet,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"painterly: interrupted; finished images are kept, rerun to go on ({manifest})",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        if client is not None:
+            client.close()
+    print(
+        f"painterly: {summary.done} done, {summary.skipped} already done, "
+        f"{summary.failed} failed of {summary.total}; manifest: {manifest}",
+        file=sys.stderr,
+    )
+    for failure in summary.failures[:5]:
+        print(f"painterly: failed {failure['output']}: {failure['error']}", file=sys.stderr)
+    if not summary.failed:
+        return 0
+    return 2 if all(f.get("error_kind") == "input" for f in summary.failures) else 1
+
+
+def _dask_client(address: str | None):
+    if not address:
+        raise InputError("--executor dask needs --scheduler ADDRESS (e.g. tcp://host:8786)")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise InputError("--executor dask needs Dask: pip install 'painterly[batch]'") from None
+    try:
+        return Client(address, timeout="20s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 
 def _dispatch(
