@@ -168,8 +168,7 @@ def _style_key(options: Options) -> tuple:
 def _to_network(
     rgb: torch.Tensor, convention: InputConvention, device: torch.device
 ) -> torch.Tensor:
-    x = convention.to_network(rgb.to(device))
-    return x.contiguous(memory_format=torch.channels_last)
+    return convention.to_network(rgb.to(device))
 
 
 def _style_target(
@@ -260,7 +259,11 @@ def _synthesize(
             style_target = prepared.targets[side]
         elif style is not None:
             style_target = _style_target(options, style, side, network, convention, device)
-        objective = Objective(content_target, style_target, alpha=alpha, beta=beta)
+        # The content term sums over positions while E_l is per position: scaling alpha by the
+        # ratio of positions keeps every scale's balance that of the full-size objective.
+        positions = scaled.width * scaled.height
+        scale_alpha = alpha * (output.width * output.height) / positions
+        objective = Objective(content_target, style_target, alpha=scale_alpha, beta=beta)
 
         if image is None:
             start = _initial_image(options, scaled, content, style, seed)
@@ -285,6 +288,10 @@ def _synthesize(
             optimizer=options.optimizer,
             learning_rate=options.learning_rate * convention.scale / min(convention.std),
             tolerance=options.tolerance,
+            # Per-pixel gradients shrink with the number of positions; L-BFGS ignores curvature
+            # pairs with s.y < 1e-10 and then never leaves its start. Scaling the loss (not its
+            # minimum) by the positions keeps the gradients O(1) at every size.
+            loss_scale=float(positions),
             callback=stage_callback,
         )
         image = optimization.image

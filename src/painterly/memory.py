@@ -42,7 +42,7 @@ def estimate_peak_bytes(
     total, largest = activation_elements(width, height, layers)
     pixels = 3 * width * height
     state = 2 * lbfgs_history(pixels) + 4 if optimizer == "lbfgs" else 3
-    # image, its grad, channels_last copy, last good copy, upsampled start + optimizer state
+    # image, its grad, a layout copy, last good copy, upsampled start + optimizer state
     image_bytes = FLOAT * pixels * (5 + state)
     return int(BASE_BYTES + FLOAT * ACTIVATION_FACTOR * (total + 2 * largest) + image_bytes)
 

@@ -52,5 +52,7 @@ def build_network(
     path = os.fspath(weights) if weights is not None else os.environ.get(WEIGHTS_ENV_VAR) or None
     loaded = _weights(path, normalize)
     network = VGGFeatures(loaded.convs, pooling=pooling, last_layer=deepest_layer(layers))
-    network = network.to(device=device, memory_format=torch.channels_last)
+    network = network.to(device=device)
+    if torch.device(device).type == "cuda":
+        network = network.use_memory_format(torch.channels_last)
     return network, loaded.convention, loaded.source

@@ -54,8 +54,7 @@ class OptimizationResult:
 def evaluate(network: VGGFeatures, objective: Objective, image: torch.Tensor) -> LossTerms:
     """The objective at `image`, without gradients."""
     with torch.no_grad():
-        features = network(image.contiguous(memory_format=torch.channels_last), objective.layers)
-        return objective(features)
+        return objective(network(image, objective.layers))
 
 
 def lbfgs_history(numel: int) -> int:
@@ -81,8 +80,8 @@ def optimize(
     over the last `CHECK_EVERY` iterations. For Adam, `learning_rate` is in network input units.
     `callback(iteration, loss, image)` runs after every iteration.
     """
-    # L-BFGS flattens the parameter with view(), so it stays in the default layout; the network
-    # sees a channels_last copy, the faster layout for CPU convolutions.
+    # L-BFGS flattens the parameter with view(), so it stays in the default layout (the network
+    # makes its own channels_last copy where that layout is faster).
     image = init.detach().clone().contiguous()
     image.requires_grad_(True)
     if optimizer == "lbfgs":
@@ -101,8 +100,7 @@ def optimize(
 
     def closure() -> torch.Tensor:
         solver.zero_grad(set_to_none=True)
-        features = network(image.contiguous(memory_format=torch.channels_last), objective.layers)
-        terms = objective(features)
+        terms = objective(network(image, objective.layers))
         scaled = terms.total * loss_scale
         scaled.backward()
         last[:] = [terms.detached()]

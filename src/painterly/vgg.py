@@ -104,6 +104,12 @@ class VGGFeatures(nn.Module):
             in_channels = CONV_CHANNELS[name]
         self.requires_grad_(False)
         self.eval()
+        self.memory_format = torch.contiguous_format
+
+    def use_memory_format(self, memory_format: torch.memory_format) -> VGGFeatures:
+        """channels_last suits cuDNN; on CPU it measured no faster here, so the default stays."""
+        self.memory_format = memory_format
+        return self.to(memory_format=memory_format)
 
     @property
     def last_layer(self) -> str:
@@ -116,7 +122,7 @@ class VGGFeatures(nn.Module):
             raise ValueError(f"layers {sorted(missing)} lie beyond {self.last_layer}")
         stop = max(self.layer_names.index(n) for n in wanted)
         features: dict[str, torch.Tensor] = {}
-        x = image
+        x = image.contiguous(memory_format=self.memory_format)
         for name in self.layer_names[: stop + 1]:
             x = self.layers[name](x)
             if name in wanted:
