@@ -243,6 +243,9 @@ def _synthesize(
     work = [side * side * options.iterations for side in sides]  # for the time-left estimate
     setup_seconds = time.perf_counter() - started
 
+    low = convention.to_network(torch.zeros(1, 3, 1, 1, device=device))
+    high = convention.to_network(torch.ones(1, 3, 1, 1, device=device))
+    bounds = (torch.minimum(low, high), torch.maximum(low, high))
     image: torch.Tensor | None = None
     stages: list[dict] = []
     iterations_before = 0
@@ -292,6 +295,7 @@ def _synthesize(
             # pairs with s.y < 1e-10 and then never leaves its start. Scaling the loss (not its
             # minimum) by the positions keeps the gradients O(1) at every size.
             loss_scale=float(positions),
+            bounds=bounds,
             callback=stage_callback,
         )
         image = optimization.image

@@ -72,13 +72,16 @@ def optimize(
     learning_rate: float = 1.0,
     tolerance: float = 0.0,
     loss_scale: float = 1.0,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
     callback: Callable[[int, LossTerms, torch.Tensor], None] | None = None,
 ) -> OptimizationResult:
     """Minimize `objective` over the pixels of an image starting at `init` (network space).
 
     Stops after `iterations`, or when the total loss improved by less than `tolerance` (relative)
     over the last `CHECK_EVERY` iterations. For Adam, `learning_rate` is in network input units.
-    `callback(iteration, loss, image)` runs after every iteration.
+    `callback(iteration, loss, image)` runs after every iteration. With `bounds` (low, high,
+    broadcastable to the image) every step is projected back into them: the saved image is clipped
+    to valid pixels anyway, and optimizing past the clip leaves a worse image than it reports.
     """
     # L-BFGS flattens the parameter with view(), so it stays in the default layout (the network
     # makes its own channels_last copy where that layout is faster).
@@ -114,6 +117,9 @@ def optimize(
     try:
         for done in range(1, iterations + 1):
             solver.step(closure)
+            if bounds is not None:
+                with torch.no_grad():
+                    torch.maximum(torch.minimum(image, bounds[1]), bounds[0], out=image)
             terms = last[0]
             pending.append(torch.stack([terms.total, terms.content, terms.style]))
             if callback is not None:
