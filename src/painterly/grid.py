@@ -1,0 +1,152 @@
+"""Every content in every style, and a contact sheet of the lot.
+
+Each style's Gram targets are computed once (`prepare_style`) and reused for every content;
+outputs go to `OUTDIR/CONTENT-STYLE.png` with their JSON records beside them, and the contact
+sheet to `OUTDIR/contact-sheet.png`: the styles along the top, the contents down the left, each
+result where its row and column meet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from PIL import Image, ImageDraw, ImageFont
+
+from .api import ImageSource, Result, prepare_style, run_transfer
+from .errors import InputError
+from .images import OUTPUT_FORMATS, open_image, save_image, write_text_atomic
+from .options import Options
+
+SHEET_NAME = "contact-sheet.png"
+CELL = 256  # longest side of a contact sheet cell, px
+GAP = 8
+LABEL = 18  # height of the name strip under the header images
+
+
+@dataclass
+class GridResult:
+    outputs: dict[tuple[int, int], pathlib.Path]  # (content index, style index) -> image
+    sheet: pathlib.Path
+    records: dict[tuple[int, int], dict] = field(default_factory=dict, repr=False)
+
+
+def run_grid(
+    contents: Sequence[ImageSource],
+    styles: Sequence[ImageSource],
+    output_dir: str | os.PathLike[str],
+    options: Options | None = None,
+    *,
+    output_format: str = "png",
+    report: Callable[[str], None] | None = None,
+    **values: object,
+) -> GridResult:
+    """Paint every content in every style into `output_dir`, and draw a contact sheet.
+
+    `report` gets a line per finished image. With `preserve_color`, each style is matched to
+    each content, so its targets are made per pair instead of once.
+    """
+    options = (options or Options()).with_values(**values).validated()
+    if options.mask is not None or options.style_blend is not None:
+        raise InputError("--mask and --style-blend are for one transfer, not for a grid")
+    if not contents or not styles:
+        raise InputError("a grid needs at least one content image and one style image")
+    suffix = "." + output_format.lower().lstrip(".")
+    if suffix not in OUTPUT_FORMATS:
+        raise InputError(f"--format must be one of {', '.join(f[1:] for f in OUTPUT_FORMATS)}")
+    out = pathlib.Path(output_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} is a file, not a folder")
+    # Open everything first: a bad file fails now, not after an hour of painting.
+    content_images = [open_image(c, role="content image") for c in contents]
+    style_images = [open_image(s, role="style image") for s in styles]
+    out.mkdir(parents=True, exist_ok=True)
+    content_names = _unique_names(contents)
+    style_names = _unique_names(styles)
+
+    outputs: dict[tuple[int, int], pathlib.Path] = {}
+    records: dict[tuple[int, int], dict] = {}
+    done, total = 0, len(contents) * len(styles)
+    for s, style in enumerate(style_images):
+        # Prepared once per style and dropped after its column is done.
+        target = prepare_style(style, options) if options.preserve_color == "none" else style
+        for c, content in enumerate(content_images):
+            result: Result = run_transfer(content, target, options)
+            if result.stop_reason == "interrupted":
+                raise KeyboardInterrupt
+            path = out / f"{content_names[c]}-{style_names[s]}{suffix}"
+            record = {**result.record, "grid": {"content": _label(contents[c]),
+                                                "style": _label(styles[s])}}  # fmt: skip
+            save_image(result.image, path)
+            record_path = path.with_name(path.name + ".json")
+            write_text_atomic(json.dumps(record, indent=2) + "\n", record_path)
+            outputs[(c, s)] = path
+            records[(c, s)] = record
+            done += 1
+            if report is not None:
+                seconds = record["timings"]["optimization_seconds"]
+                report(f"grid {done}/{total}: {path.name} ({seconds:.1f} s)")
+        del target
+    sheet = out / SHEET_NAME
+    drawn = contact_sheet(content_images, style_images, outputs, content_names, style_names)
+    save_image(drawn, sheet)
+    return GridResult(outputs, sheet, records)
+
+
+def contact_sheet(
+    contents: Sequence[Image.Image],
+    styles: Sequence[Image.Image],
+    outputs: dict[tuple[int, int], pathlib.Path],
+    content_names: Sequence[str],
+    style_names: Sequence[str],
+    cell: int = CELL,
+) -> Image.Image:
+    """Styles across the top, contents down the left, results in between (white background)."""
+    cols, rows = len(styles) + 1, len(contents) + 1
+    width = cols * cell + (cols + 1) * GAP
+    height = rows * cell + rows * LABEL + (rows + 1) * GAP
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+
+    def place(image: Image.Image, col: int, row: int, label: str | None = None) -> None:
+        thumb = image.copy()
+        thumb.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+        x = GAP + col * (cell + GAP)
+        y = GAP + row * (cell + LABEL + GAP)
+        sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
+        if label:
+            draw.text((x + 2, y + cell + 3), label[:40], fill="black", font=font)
+
+    for s, style in enumerate(styles):
+        place(style, s + 1, 0, style_names[s])
+    for c, content in enumerate(contents):
+        place(content, 0, c + 1, content_names[c])
+        for s in range(len(styles)):
+            if (c, s) in outputs:
+                with Image.open(outputs[(c, s)]) as result:
+                    place(result.convert("RGB"), s + 1, c + 1)
+    return sheet
+
+
+def _label(source: object) -> str:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else "image"
+
+
+def _unique_names(sources: Sequence[object]) -> list[str]:
+    """File stems, numbered where two are the same ('photo', 'photo-2'); 'image-N' for images."""
+    names: list[str] = []
+    for index, source in enumerate(sources, 1):
+        if isinstance(source, (str, os.PathLike)):
+            stem = pathlib.Path(source).stem or f"image-{index}"
+        else:
+            stem = f"image-{index}"
+        name, n = stem, 1
+        while name in names:
+            n += 1
+            name = f"{stem}-{n}"
+        names.append(name)
+    return names
