@@ -1,0 +1,198 @@
+"""Speed benchmark: iteration overhead, time to quality against pastiche, memory and wall time.
+
+Prints Markdown tables (README's "Speed" section holds a copy with the machine it ran on).
+
+    python benchmarks/bench_speed.py                    # everything (about an hour on 2 cores)
+    python benchmarks/bench_speed.py --part cost        # 1. iteration cost vs a bare pass
+    python benchmarks/bench_speed.py --part quality     # 2. time to quality vs pastiche
+    python benchmarks/bench_speed.py --part memory      # 3. peak memory and wall time
+
+Quality is judged with the paper's objective, computed the same way for both outputs: content
+loss at conv4_2 and style loss over conv1_1..conv5_1 (w_l = 1/5) on the normalized original
+VGG-19 with average pooling, both outputs resized to the same evaluation size, each loss on its
+own (no alpha/beta). Images come from ../shared/images and are never copied into the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from painterly import run_transfer
+from painterly.images import image_to_tensor, open_image, resize_long_side, resize_to
+from painterly.losses import ContentTarget, Objective, StyleTarget, equal_weights
+from painterly.memory import estimate_peak_bytes
+from painterly.network import build_network
+from painterly.optimize import optimize
+from painterly.options import PAPER_CONTENT_LAYER, PAPER_STYLE_LAYERS
+
+IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
+PAIRS = (("tubingen.jpg", "starry_night.jpg"), ("tubingen.jpg", "the_scream.jpg"))
+LAYERS = [PAPER_CONTENT_LAYER, *PAPER_STYLE_LAYERS]
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
+    except (OSError, StopIteration):
+        pass
+    threads = torch.get_num_threads()
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, {threads} threads"
+
+
+def _targets(network, convention, content, style):
+    with torch.no_grad():
+        c = network(convention.to_network(image_to_tensor(content)), [PAPER_CONTENT_LAYER])
+        s = network(convention.to_network(image_to_tensor(style)), PAPER_STYLE_LAYERS)
+    return ContentTarget(c), StyleTarget.from_features(s, equal_weights(PAPER_STYLE_LAYERS))
+
+
+def iteration_cost(sizes: list[int], iterations: int) -> None:
+    """Ours (one L-BFGS iteration of the full objective) against a bare forward+backward."""
+    print("\n### 1. Iteration cost: ours vs a bare VGG-19 pass (to conv5_1)\n")
+    print("| size (px) | bare fwd+bwd (s) | ours per iteration (s) | ratio |")
+    print("|---|---|---|---|")
+    network, convention, _ = build_network(LAYERS)
+    photo, painting = open_image(IMAGES / "tubingen.jpg"), open_image(IMAGES / "starry_night.jpg")
+    for size in sizes:
+        content = resize_long_side(photo, size)
+        content_target, style_target = _targets(
+            network, convention, content, resize_long_side(painting, size)
+        )
+        objective = Objective(content_target, style_target, alpha=1e-7)
+        x = convention.to_network(image_to_tensor(content))
+        reps = max(2, iterations * 256 * 256 // (size * size))
+
+        def bare(x: torch.Tensor = x) -> None:
+            image = x.detach().clone().requires_grad_(True)
+            network(image, ["conv5_1"])["conv5_1"].sum().backward()
+
+        bare()  # warm-up
+        start = time.perf_counter()
+        for _ in range(reps):
+            bare()
+        bare_s = (time.perf_counter() - start) / reps
+        optimize(network, objective, x, iterations=1)  # warm-up
+        ours = optimize(network, objective, x, iterations=reps, loss_scale=x.shape[2] * x.shape[3])
+        ours_s = ours.seconds / ours.iterations
+        print(f"| {size} | {bare_s:.3f} | {ours_s:.3f} | {ours_s / bare_s:.3f} |", flush=True)
+
+
+def paper_losses(output, content, style, size: int) -> tuple[float, float]:
+    """Content and style loss of `output` by the paper's definitions at evaluation `size`."""
+    network, convention, _ = build_network(LAYERS)
+    output = resize_long_side(output, size)
+    content = resize_to(content, output.size)
+    content_target, style_target = _targets(
+        network, convention, content, resize_long_side(style, size)
+    )
+    terms = Objective(content_target, style_target)
+    with torch.no_grad():
+        features = network(convention.to_network(image_to_tensor(output)), LAYERS)
+        loss = terms(features)
+    return float(loss.content), float(loss.style)
+
+
+def run_pastiche(content: Path, style: Path, size: int, steps: int, out: Path) -> float:
+    from pastiche.pastiche import PasticheArtist, save_image
+
+    torch.manual_seed(0)
+    start = time.perf_counter()
+    artist = PasticheArtist(str(content), [str(style)], size=size, device="cpu")
+    for _ in range(steps):
+        artist.draw()
+    save_image(artist.pastiche, str(out))
+    return time.perf_counter() - start
+
+
+def time_to_quality(size: int, steps: int, out_dir: Path) -> None:
+    print(f"\n### 2. Time to quality at {size} px: pastiche ({steps} L-BFGS steps) vs ours "
+          "(defaults)\n")  # fmt: skip
+    print("| content + style | method | wall time (s) | content loss | style loss | "
+          "time vs pastiche |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
+    for content_name, style_name in PAIRS:
+        content_path, style_path = IMAGES / content_name, IMAGES / style_name
+        content, style = open_image(content_path), open_image(style_path)
+        tag = f"{Path(content_name).stem}+{Path(style_name).stem}"
+        peer_out = out_dir / f"{tag}-pastiche.png"
+        peer_s = run_pastiche(content_path, style_path, size, steps, peer_out)
+        start = time.perf_counter()
+        result = run_transfer(content_path, style_path, size=size, seed=0)
+        ours_s = time.perf_counter() - start
+        result.image.save(out_dir / f"{tag}-painterly.png")
+        (out_dir / f"{tag}-painterly.json").write_text(json.dumps(result.record, indent=1))
+        peer_c, peer_st = paper_losses(open_image(peer_out), content, style, size)
+        ours_c, ours_st = paper_losses(result.image, content, style, size)
+        print(f"| {tag} | pastiche | {peer_s:.0f} | {peer_c:.4g} | {peer_st:.4g} | 1 |")
+        verdict = "yes" if ours_c <= peer_c and ours_st <= peer_st else "NO"
+        print(
+            f"| {tag} | painterly | {ours_s:.0f} | {ours_c:.4g} | {ours_st:.4g} | "
+            f"1/{peer_s / ours_s:.1f} (both losses at or below: {verdict}) |",
+            flush=True,
+        )
+
+
+def memory_and_time(sizes: list[int]) -> None:
+    """Each size in a fresh process, so ru_maxrss is that run's peak."""
+    print("\n### 3. Peak memory and wall time (defaults, tubingen + starry_night)\n")
+    print("| size (px) | wall time (s) | iterations per scale | peak RSS (GiB) | "
+          "estimate (GiB) |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    for size in sizes:
+        code = (
+            "import json, resource, sys, time\n"
+            "from painterly import run_transfer\n"
+            "t = time.perf_counter()\n"
+            f"r = run_transfer({str(IMAGES / 'tubingen.jpg')!r}, "
+            f"{str(IMAGES / 'starry_night.jpg')!r}, size={size}, seed=0)\n"
+            "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+            "print(json.dumps({'seconds': time.perf_counter() - t, 'peak': peak, "
+            "'size': r.image.size, 'scales': [s['iterations'] for s in r.record['scales']]}))\n"
+        )
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"| {size} | failed: {done.stderr.strip().splitlines()[-1]} | | | |")
+            continue
+        stats = json.loads(done.stdout.strip().splitlines()[-1])
+        width, height = stats["size"]
+        estimate = estimate_peak_bytes(width, height, LAYERS)
+        print(
+            f"| {size} | {stats['seconds']:.0f} | {stats['scales']} | "
+            f"{stats['peak'] / 1024**3:.2f} | {estimate / 1024**3:.2f} |",
+            flush=True,
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("cost", "quality", "memory", "all"), default="all")
+    parser.add_argument("--cost-sizes", default="256,512,1024")
+    parser.add_argument("--memory-sizes", default="512,1024,2048")
+    parser.add_argument("--size", type=int, default=512, help="time-to-quality size")
+    parser.add_argument("--pastiche-steps", type=int, default=400)
+    parser.add_argument("--out", default="/tmp/painterly-bench", help="where images go")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"Machine: {machine()}")
+    if args.part in ("cost", "all"):
+        iteration_cost([int(s) for s in args.cost_sizes.split(",")], iterations=8)
+    if args.part in ("quality", "all"):
+        time_to_quality(args.size, args.pastiche_steps, out)
+    if args.part in ("memory", "all"):
+        memory_and_time([int(s) for s in args.memory_sizes.split(",")])
+
+
+if __name__ == "__main__":
+    main()
