@@ -429,10 +429,14 @@ def test_grid_prepares_each_style_once_and_draws_a_contact_sheet(
                      "second-style.png", "second-style2.png"]  # fmt: skip
     assert len(list(outdir.glob("*.png.json"))) == 4
     with Image.open(outdir / "contact-sheet.png") as sheet:
-        assert sheet.size == (3 * 256 + 4 * 8, 3 * 256 + 3 * 18 + 4 * 8)
-        # a result sits where its row and column meet
-        cell = np.asarray(sheet.convert("RGB"))[8 + 2 * (256 + 18 + 8) + 128, 8 + 256 + 8 + 128]
-        assert not (cell == 255).all()
+        # 3 columns of 256 px; rows: the styles (square, 256 px), then two rows of 3:2 images
+        header, row = 256 + 18 + 8, 172 + 18 + 8
+        assert sheet.size == (3 * 256 + 4 * 8, 8 + header + 2 * row)
+        pixels_ = np.asarray(sheet.convert("RGB"))
+        for r in range(2):  # each result sits where its row and column meet
+            for c in range(2):
+                y, x = 8 + header + r * row + 86, 8 + (c + 1) * (256 + 8) + 128
+                assert not (pixels_[y - 40 : y + 40, x - 40 : x + 40] == 255).all()
     assert "grid 4/4" in err
 
 

@@ -62,7 +62,7 @@ HELP = {
     "(2: bigger brush strokes, 0.5: finer)",
     "preserve_color": "keep the content's colors: luminance (transfer on luminance only, then "
     "the content's chroma) or histogram (match the style's colors to the content's first)",
-    "tv_weight": "total variation weight: smooths the output (try 1 to 100)",
+    "tv_weight": "total variation weight: smooths the output (10 cleans up noise; 100 blurs)",
     "mask": "mask image: each color region takes one style (colors sorted by hex code go to the "
     "styles in order, unless --mask-map says otherwise)",
     "mask_map": "which mask color takes which style, e.g. '#000000=1,#ffffff=content' (styles "

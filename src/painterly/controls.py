@@ -370,12 +370,26 @@ def layer_guides(maps: torch.Tensor, layers: Sequence[str]) -> list[dict[str, to
     return guides
 
 
+# Regions that keep the content fade into the painted ones over about this share of the long
+# side (a hard seam between photo and painting looks cut out).
+KEEP_FEATHER = 1 / 128
+
+
 def keep_map(layout: MaskLayout, maps: torch.Tensor) -> torch.Tensor | None:
-    """(1, 1, H, W): how much each pixel keeps the content (the regions mapped to 'content')."""
+    """(1, 1, H, W): how much each pixel keeps the content (the regions mapped to 'content').
+
+    The edge is feathered by a box blur of radius KEEP_FEATHER x the long side; farther inside,
+    pixels keep the content exactly.
+    """
     keep = [region for region, target in enumerate(layout.targets) if target is None]
     if not keep:
         return None
-    return maps[:, keep].sum(dim=1, keepdim=True).clamp_(0.0, 1.0)
+    kept = maps[:, keep].sum(dim=1, keepdim=True).clamp_(0.0, 1.0)
+    radius = round(max(kept.shape[-2:]) * KEEP_FEATHER)
+    if radius >= 1:
+        kept = F.avg_pool2d(kept, 2 * radius + 1, stride=1, padding=radius,
+                            count_include_pad=False)  # fmt: skip
+    return kept
 
 
 def combined_style_target(

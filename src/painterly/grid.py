@@ -104,31 +104,45 @@ def contact_sheet(
     style_names: Sequence[str],
     cell: int = CELL,
 ) -> Image.Image:
-    """Styles across the top, contents down the left, results in between (white background)."""
-    cols, rows = len(styles) + 1, len(contents) + 1
-    width = cols * cell + (cols + 1) * GAP
-    height = rows * cell + rows * LABEL + (rows + 1) * GAP
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
-    font = ImageFont.load_default()
+    """Styles across the top, contents down the left, results in between (white background).
 
-    def place(image: Image.Image, col: int, row: int, label: str | None = None) -> None:
-        thumb = image.copy()
-        thumb.thumbnail((cell, cell), Image.Resampling.LANCZOS)
-        x = GAP + col * (cell + GAP)
-        y = GAP + row * (cell + LABEL + GAP)
-        sheet.paste(thumb, (x + (cell - thumb.width) // 2, y + (cell - thumb.height) // 2))
-        if label:
-            draw.text((x + 2, y + cell + 3), label[:40], fill="black", font=font)
+    Every image is scaled (up or down) to `cell` px on its long side; each row is as tall as its
+    tallest image, plus a strip for the names.
+    """
 
-    for s, style in enumerate(styles):
-        place(style, s + 1, 0, style_names[s])
+    def fit(image: Image.Image) -> Image.Image:
+        scale = cell / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        return image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+
+    rows: list[list[Image.Image | None]] = [[None, *(fit(s) for s in styles)]]
     for c, content in enumerate(contents):
-        place(content, 0, c + 1, content_names[c])
+        row: list[Image.Image | None] = [fit(content)]
         for s in range(len(styles)):
             if (c, s) in outputs:
                 with Image.open(outputs[(c, s)]) as result:
-                    place(result.convert("RGB"), s + 1, c + 1)
+                    row.append(fit(result))
+            else:
+                row.append(None)
+        rows.append(row)
+    heights = [max(image.height for image in row if image is not None) for row in rows]
+    width = GAP + len(rows[0]) * (cell + GAP)
+    height = GAP + sum(h + LABEL + GAP for h in heights)
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = ImageFont.load_default()
+    labels = [["", *style_names], *([name] + [""] * len(styles) for name in content_names)]
+    y = GAP
+    for row, row_height, row_labels in zip(rows, heights, labels, strict=True):
+        for col, (image, label) in enumerate(zip(row, row_labels, strict=True)):
+            x = GAP + col * (cell + GAP)
+            if image is not None:
+                sheet.paste(
+                    image, (x + (cell - image.width) // 2, y + (row_height - image.height) // 2)
+                )
+            if label:
+                draw.text((x + 2, y + row_height + 3), label[:40], fill="black", font=font)
+        y += row_height + LABEL + GAP
     return sheet
 
 
