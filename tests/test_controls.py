@@ -374,11 +374,11 @@ def test_cli_animation_has_a_frame_every_n_iterations_and_a_plot(capsys, plain, 
 
     out, gif, plot = tmp_path / "out.png", tmp_path / "run.gif", tmp_path / "loss.png"
     code, err = run(capsys, "transfer", plain["content"], plain["style"], "-o", out,
-                    "--size", "64", "--iterations", "6", "--seed", "3", "--quiet",
+                    "--size", "64", "--iterations", "5", "--seed", "3", "--quiet",
                     "--animation", gif, "--frame-every", "2", "--plot", plot)  # fmt: skip
     assert code == 0, err
     frames = iio.imread(gif, index=None)
-    assert frames.shape[:3] == (3, 43, 64)  # iterations 2, 4 and 6
+    assert frames.shape[:3] == (3, 43, 64)  # iterations 2 and 4, then the final image (5)
     with Image.open(out) as image:  # GIF frames have 256 colors: close, not equal
         final = np.asarray(image).astype(int)
         assert np.abs(frames[-1] - final).mean() < 0.5 * np.abs(frames[0] - final).mean()
@@ -390,16 +390,16 @@ def test_api_animation_across_scales_and_mp4(plain, tmp_path) -> None:
     pytest.importorskip("imageio_ffmpeg")
     import imageio.v2 as imageio
 
-    recorder = AnimationRecorder(tmp_path / "run.mp4", every=3)
-    result = run_transfer(plain["content"], plain["style"], size=128, scales=2, iterations=4,
+    recorder = AnimationRecorder(tmp_path / "run.mp4", every=2)
+    result = run_transfer(plain["content"], plain["style"], size=128, scales=2, iterations=3,
                           seed=3, callback=recorder)  # fmt: skip
     frames = recorder.save(result)
-    assert frames == 3  # iterations 3 and 6 of 8 (two scales), then the final image
+    assert frames == 3  # iterations 2, 4 and 6 (of two scales), the last one the final image
     reader = imageio.get_reader(tmp_path / "run.mp4", format="FFMPEG")
     assert reader.count_frames() == 3 and reader.get_meta_data()["size"] == (128, 86)  # even
     plot_losses(result, tmp_path / "loss.svg")
     assert (tmp_path / "loss.svg").read_text().lstrip().startswith("<?xml")
-    assert [h["scale"] for h in result.history] == [0] * 4 + [1] * 4
+    assert [h["scale"] for h in result.history] == [0] * 3 + [1] * 3
 
 
 # --------------------------------------------------------------------------------------------
@@ -421,7 +421,7 @@ def test_grid_prepares_each_style_once_and_draws_a_contact_sheet(
     Image.open(content_path).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(second)
     outdir = tmp_path / "grid"
     code, err = run(capsys, "grid", content_path, second, "--styles", style_path, style2_path,
-                    "-o", outdir, "--size", "64", "--iterations", "3", "--seed", "1")  # fmt: skip
+                    "-o", outdir, "--size", "64", "--iterations", "2", "--seed", "1")  # fmt: skip
     assert code == 0, err
     assert len(calls) == 2  # one per style, not one per pair
     names = sorted(p.name for p in outdir.glob("*.png"))
