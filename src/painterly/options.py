@@ -11,12 +11,17 @@ import os
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+from PIL import Image
+
+from .controls import parse_mask_map
 from .errors import InputError
 from .vgg import LAYER_NAMES, check_layer
 
 PAPER_STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 PAPER_CONTENT_LAYER = "conv4_2"
 INITS = ("noise", "content", "style")
+PRESERVE_COLOR = ("none", "luminance", "histogram")
+MAX_STYLE_SCALE = 4.0
 OPTIMIZERS = ("lbfgs", "adam")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_SIZE = 8192
@@ -41,6 +46,13 @@ class Options:
     weights: str | None = None
     seed: int | None = None
     device: str = "auto"
+    # creative controls (README: "Creative controls")
+    style_blend: tuple[float, ...] | None = None
+    style_scale: float = 1.0
+    preserve_color: str = "none"
+    tv_weight: float = 0.0
+    mask: str | None = None  # a path; the Python API also takes a PIL image
+    mask_map: str | None = None
 
     def validated(self) -> Options:
         """Return self after checking every value; raise InputError naming the bad one."""
@@ -98,7 +110,46 @@ class Options:
             self.weights is None or os.path.isfile(self.weights),
             f"weights file {self.weights} does not exist",
         )
+        self._validate_controls()
         return self
+
+    def _validate_controls(self) -> None:
+        blend = self.style_blend
+        if blend is not None:
+            _check(
+                len(blend) >= 1 and all(_number(w) for w in blend),
+                f"--style-blend must be comma-separated numbers, not {blend!r}",
+            )
+            _check(
+                all(w >= 0 for w in blend),
+                f"--style-blend weights must not be negative: {_show_weights(blend)}",
+            )
+            _check(sum(blend) > 0, "--style-blend weights must not all be 0")
+        _check(
+            _positive(self.style_scale) and self.style_scale <= MAX_STYLE_SCALE,
+            f"--style-scale must be a number above 0 and at most {MAX_STYLE_SCALE:g}, "
+            f"not {self.style_scale!r}",
+        )
+        _check(
+            self.preserve_color in PRESERVE_COLOR,
+            f"--preserve-color must be one of {', '.join(PRESERVE_COLOR)}, "
+            f"not {self.preserve_color!r}",
+        )
+        _check(
+            _number(self.tv_weight) and self.tv_weight >= 0,
+            f"--tv-weight must be a number of 0 or more, not {self.tv_weight!r}",
+        )
+        _check(self.mask_map is None or self.mask is not None, "--mask-map needs --mask")
+        _check(
+            self.mask is None or self.style_blend is None,
+            "--style-blend does not go with --mask: each mask region takes one style",
+        )
+        _check(
+            self.mask is None or isinstance(self.mask, (str, Image.Image)),
+            f"--mask must be an image file, not {self.mask!r}",
+        )
+        if self.mask_map is not None:
+            parse_mask_map(self.mask_map)  # the syntax is checked now, before any work
 
     def with_values(self, **values: object) -> Options:
         """A copy with some options changed; unknown names are an error, not silently ignored."""
@@ -110,6 +161,12 @@ class Options:
             values["style_layers"] = parse_layers(values["style_layers"])
         elif "style_layers" in values:
             values["style_layers"] = tuple(values["style_layers"])
+        if isinstance(values.get("style_blend"), str):
+            values["style_blend"] = parse_blend(values["style_blend"])
+        elif values.get("style_blend") is not None:
+            values["style_blend"] = tuple(values["style_blend"])
+        if isinstance(values.get("mask"), os.PathLike):
+            values["mask"] = os.fspath(values["mask"])
         return replace(self, **values)
 
 
@@ -120,6 +177,40 @@ def parse_layers(text: str) -> tuple[str, ...]:
         return tuple(check_layer(n) for n in names)
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def parse_blend(text: str) -> tuple[float, ...]:
+    """'0.7,0.3' -> (0.7, 0.3); the weights are checked (and normalized) later."""
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise InputError(
+            f"--style-blend must be comma-separated numbers such as 0.7,0.3, not {text!r}"
+        ) from None
+    if not all(math.isfinite(w) for w in weights):
+        raise InputError(f"--style-blend weights must be finite numbers, not {text!r}")
+    return weights
+
+
+def normalized_blend(blend: tuple[float, ...] | None, styles: int) -> tuple[float, ...]:
+    """The blend weights for `styles` styles, summing to 1 (equal when none were given)."""
+    if blend is None:
+        return tuple(1 / styles for _ in range(styles))
+    if len(blend) != styles:
+        raise InputError(
+            f"--style-blend has {len(blend)} weight{'s' * (len(blend) != 1)} but "
+            f"{styles} style{'s were' if styles != 1 else ' was'} given"
+        )
+    total = sum(blend)
+    return tuple(w / total for w in blend)
+
+
+def _show_weights(blend: tuple[float, ...]) -> str:
+    return ",".join(f"{w:g}" for w in blend)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _positive(value: object) -> bool:
