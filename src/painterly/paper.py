@@ -296,8 +296,9 @@ def _fig6() -> Figure:
     return Figure(
         "fig6",
         "Figure 6: the start of the gradient descent",
-        "Starting from the photo or the painting pulls the result towards it; the white-noise "
-        "starts give results that differ in detail but not in quality.",
+        "The start has little effect: from the photo (A), the painting (B) or white noise (C), "
+        "the result shows the same content in the same style; the noise starts differ in "
+        "detail, and only they give a new image each time.",
         (PHOTO, STARRY),
         runs,
         rows=("from an image", "from white noise"),
@@ -305,7 +306,8 @@ def _fig6() -> Figure:
 
 
 def _fig7() -> Figure:
-    run = Run("day_as_night", "the day photo in the night photo's style", "transfer", (0, 0),
+    run = Run("day_as_night", "the day photo in the night photo's style, started from the day "
+              "photo", "transfer", (0, 0),
               content="day", style="night", paper_ratio=1e-2, options={"init": "content"})
     return Figure(
         "fig7",
@@ -362,6 +364,16 @@ class Found:
     notes: list[str]  # stand-ins and skipped runs, said on the sheet and on stderr
     skipped: dict[str, str]  # run name -> the missing files
     stood_in: set[str] = field(default_factory=set)  # inputs found under a stand-in's name
+    images: dict[str, Image.Image] = field(default_factory=dict, repr=False)  # once loaded
+
+    def load(self, cache: dict[Path, Image.Image] | None = None) -> Found:
+        """Decode every input now, so a broken file fails before any run, not hours in."""
+        cache = {} if cache is None else cache
+        for key, path in self.paths.items():
+            if path not in cache:
+                cache[path] = open_image(path, role=f"{key} image")
+            self.images[key] = cache[path]
+        return self
 
 
 def _needs(figure: Figure) -> str:
@@ -487,6 +499,9 @@ def render_figures(
         weights=settings.weights,
     )
     found = check_figures(names, images)
+    cache: dict[Path, Image.Image] = {}
+    for item in found.values():
+        item.load(cache)
     folder = prepare_outdir(outdir)
     return [
         render_figure(FIGURES[name], found[name], folder, settings, log=log, progress=progress)
@@ -508,10 +523,7 @@ def render_figure(
     started = time.perf_counter()
     for note in found.notes:
         say(f"{figure.name}: {note}")
-    sources = {
-        key: open_image(path, role=f"{key} image ({path.name})")
-        for key, path in found.paths.items()
-    }
+    sources = found.images if found.images else found.load().images
     folder = outdir / figure.name
     folder.mkdir(exist_ok=True)
     todo = [run for run in figure.runs if run.name not in found.skipped]
