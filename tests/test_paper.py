@@ -115,7 +115,7 @@ def test_missing_inputs_are_one_line_listing_what_the_figure_needs(capsys, tmp_p
 
     (empty / "tubingen.jpg").write_bytes(b"")  # the photo alone: no painting, no run to make
     code, _, err = run(capsys, "paper", "fig3", "--images", empty, "-o", tmp_path / "out", *FAST)
-    assert code == 2 and "every optional input" in err and "shipwreck.*" in err
+    assert code == 2 and "none of the optional inputs found" in err and "shipwreck.*" in err
 
 
 def test_all_checks_every_figure_before_running_any(capsys, images, tmp_path) -> None:

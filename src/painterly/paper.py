@@ -379,9 +379,10 @@ class Found:
 def _needs(figure: Figure) -> str:
     parts = []
     for item in figure.inputs:
-        names = " or ".join(f"{n}.*" for n in item.names + item.stand_ins)
-        optional = ", optional" if item.key in figure.optional else ""
-        parts.append(f"{names} ({item.what}{optional})")
+        names = " or ".join(f"{n}.*" for n in item.names)
+        more = "".join(f"; else {n}.* stands in" for n in item.stand_ins)
+        more += "; optional" if item.key in figure.optional else ""
+        parts.append(f"{names} ({item.what}{more})")
     return f"{figure.name} needs: " + "; ".join(parts)
 
 
@@ -411,16 +412,16 @@ def find_inputs(
         if name is not None:
             paths[item.key] = available[_normal(name)]
         elif item.key not in figure.optional:
-            missing.append(f"{item.names[0]}.*")
+            missing.append(" or ".join(f"{n}.*" for n in item.names + item.stand_ins))
     skipped = {
         run.name: ", ".join(f"{figure.input(k).names[0]}.*" for k in run.inputs if k not in paths)
         for run in figure.runs
         if any(k not in paths for k in run.inputs)
     }
     if missing or len(skipped) == len(figure.runs):
-        what = ", ".join(missing) or "every optional input"
+        what = f"{', '.join(missing)} not found" if missing else "none of the optional inputs found"
         raise InputError(
-            f"{figure.name}: {what} not found in {_show(directory)}; {_needs(figure)} "
+            f"{figure.name}: {what} in {_show(directory)}; {_needs(figure)} "
             f"(any of {', '.join(IMAGE_SUFFIXES)})"
         )
     for run in figure.runs:
