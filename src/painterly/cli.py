@@ -231,7 +231,49 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("batch", help="stylize a folder or manifest of images, resumably")
     _add_batch_arguments(p)
     _add_options(p, "batch")
+    p = sub.add_parser("paper", help="regenerate a figure of the paper as a labelled sheet")
+    _add_paper_arguments(p)
     return parser
+
+
+def _add_paper_arguments(p: argparse.ArgumentParser) -> None:
+    """Only what a reader chooses; the paper's settings are fixed in painterly.paper."""
+    from .paper import FIGURES, PAPER_ITERATIONS, PAPER_SIZE
+
+    p.add_argument(
+        "figure", metavar="FIGURE", choices=[*FIGURES, "all"], help=f"{', '.join(FIGURES)} or all"
+    )
+    p.add_argument(
+        "--images",
+        required=True,
+        metavar="DIR",
+        help="folder with the input images, found by file name (see README)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="OUTDIR",
+        help="folder for the sheets (FIGURE.png) and images (FIGURE/)",
+    )
+    p.add_argument(
+        "--size",
+        type=int,
+        default=PAPER_SIZE,
+        help=f"long side of every image in pixels (default: {PAPER_SIZE})",
+    )
+    p.add_argument(
+        "--iterations",
+        type=int,
+        default=PAPER_ITERATIONS,
+        help=f"L-BFGS iterations per image (default: {PAPER_ITERATIONS})",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the white-noise starts (default: 0)"
+    )
+    p.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
+    p.add_argument("--weights", help=HELP["weights"])
+    p.add_argument("--quiet", action="store_true", help="no progress")
 
 
 def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -334,6 +376,8 @@ def _run(argv: Sequence[str] | None) -> int:
         return _run_batch(args)
     if args.command == "grid":
         return _run_grid(args)
+    if args.command == "paper":
+        return _run_paper(args)
     output = check_output_path(args.output)
     if args.save_every < 0:
         raise InputError(f"--save-every must be 0 or more, not {args.save_every}")
@@ -469,6 +513,27 @@ def _run_batch(args: argparse.Namespace) -> int:
     if not summary.failed:
         return 0
     return 2 if all(f.get("error_kind") == "input" for f in summary.failures) else 1
+
+
+def _run_paper(args: argparse.Namespace) -> int:
+    from .paper import FIGURES, Settings, image_count, render_figures
+
+    names = list(FIGURES) if args.figure == "all" else [args.figure]
+    settings = Settings(args.size, args.iterations, args.seed, args.device, args.weights)
+
+    def log(line: str) -> None:
+        if not args.quiet:
+            print(line, file=sys.stderr, flush=True)
+
+    results = render_figures(
+        names, args.images, args.output, settings, log=log, progress=not args.quiet
+    )
+    for result in results:
+        print(
+            f"{result.figure}: {result.seconds:.1f} s, {image_count(len(result.images))}, "
+            f"{result.sheet}"
+        )
+    return 0
 
 
 def _dask_client(address: str | None):
