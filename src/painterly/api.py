@@ -14,6 +14,7 @@ are options too; their pieces live in `controls.py` and `losses.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import time
@@ -76,6 +77,14 @@ class PreparedStyle:
     image: Image.Image = field(repr=False)
     targets: dict[int, StyleTarget] = field(repr=False)  # by the scale's long side
     key: tuple  # the options they depend on: reuse is only valid where these match
+
+    def to(self, device: torch.device | str) -> PreparedStyle:
+        """The same targets on `device` (the CPU to ship them to workers, a GPU to use them)."""
+        targets = {
+            side: dataclasses.replace(t, grams={k: v.to(device) for k, v in t.grams.items()})
+            for side, t in self.targets.items()
+        }
+        return dataclasses.replace(self, targets=targets)
 
 
 StyleSource = ImageSource | PreparedStyle

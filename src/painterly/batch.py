@@ -19,7 +19,6 @@ Why it is built this way:
 from __future__ import annotations
 
 import csv
-import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -38,10 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .api import prepare_style, run_transfer
+from .api import PreparedStyle, prepare_style, run_transfer
 from .errors import InputError
 from .images import OUTPUT_FORMATS, save_image, write_text_atomic
-from .losses import StyleTarget
 from .options import Options
 
 PAIRINGS = ("all", "random")
@@ -307,7 +305,7 @@ def finished_record(job: Job) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def run_job(job: Job, target: StyleTarget | _StyleFailure, options: Options) -> dict:
+def run_job(job: Job, target: PreparedStyle | _StyleFailure, options: Options) -> dict:
     """Make one output: image first, then its record (both atomic), and return its outcome.
 
     Bad input is an outcome ("failed"), not an exception, so it is not retried; any other
@@ -330,22 +328,22 @@ def run_job(job: Job, target: StyleTarget | _StyleFailure, options: Options) -> 
     return _outcome(job, "done", record, round(time.perf_counter() - started, 3))
 
 
-def prepare_target(style: str, options: Options) -> StyleTarget | _StyleFailure:
+def prepare_target(style: str, options: Options) -> PreparedStyle | _StyleFailure:
     """A style's targets with tensors on the CPU (so any worker can take them), or its failure."""
     try:
         target = prepare_style(style, options)
     except InputError as exc:
         return _StyleFailure(str(exc))
-    return dataclasses.replace(target, grams={k: v.cpu() for k, v in target.grams.items()})
+    return target.to("cpu")
 
 
-def _on_device(target: StyleTarget, options: Options) -> StyleTarget:
+def _on_device(target: PreparedStyle, options: Options) -> PreparedStyle:
     from .network import resolve_device
 
     device = resolve_device(options.device)
     if device.type == "cpu":
         return target
-    return dataclasses.replace(target, grams={k: v.to(device) for k, v in target.grams.items()})
+    return target.to(device)
 
 
 def _outcome(
@@ -682,7 +680,7 @@ def _dask_outcomes(
 
 
 def _dask_task(
-    job: Job, target: StyleTarget | _StyleFailure, options: Options, threads: int | None
+    job: Job, target: PreparedStyle | _StyleFailure, options: Options, threads: int | None
 ) -> dict:
     if threads:
         import torch
