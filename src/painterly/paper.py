@@ -88,6 +88,14 @@ def paper_options(
         weights=weights,
         seed=seed,
         device=device,
+        # The paper has none of the later controls: one style, its own scale, no color
+        # preservation, no total-variation term, no spatial mask.
+        style_blend=None,
+        style_scale=1.0,
+        preserve_color="none",
+        tv_weight=0.0,
+        mask=None,
+        mask_map=None,
     ).validated()
 
 
