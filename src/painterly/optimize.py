@@ -3,7 +3,9 @@
 The image is optimized in the network's own input space (e.g. Caffe's BGR 0-255 minus mean), so
 the first L-BFGS step has a sensible scale. Progress leaves through a callback, called once per
 iteration; Ctrl-C ends the loop cleanly and the current image is kept. The loop stops at the
-iteration cap, or earlier once the loss stops improving by more than `tolerance`.
+iteration cap, or earlier once the loss stops improving by more than `tolerance`. The image it
+returns is the best one seen at a check (every `CHECK_EVERY` iterations and at the end), since
+L-BFGS without a line search does not descend monotonically.
 
 Loss values stay on the device and are read back in blocks of `CHECK_EVERY` iterations, so the
 loop itself adds no per-iteration device sync (torch's L-BFGS does a few of its own).
@@ -128,9 +130,15 @@ def optimize(
     history: list[dict[str, float]] = []
     stop_reason = "iterations"
     start = time.perf_counter()
-    good = image.detach().clone()
+    # A step evaluates the loss where it starts, then moves: history[-1] is the loss of the image
+    # from before the last step, so that is the one kept as the best seen at a check.
+    evaluated = image.detach().clone()
+    best_image, best = image.detach().clone(), float("inf")
     try:
         for done in range(1, iterations + 1):
+            check = done % CHECK_EVERY == 0 or done == iterations
+            if check:
+                evaluated.copy_(image.detach())
             solver.step(closure)
             if bounds is not None:
                 with torch.no_grad():
@@ -141,25 +149,40 @@ def optimize(
                                                         dtype=terms.total.dtype)]))  # fmt: skip
             if callback is not None:
                 callback(done, terms, image.detach())
-            if done % CHECK_EVERY and done != iterations:
+            if not check:
                 continue
-            if not _read_back(pending, history) or not bool(torch.isfinite(image).all()):
+            if not _read_back(pending, history):
                 stop_reason = "diverged"
                 break
-            good.copy_(image.detach())
-            if tolerance > 0 and len(history) > CHECK_EVERY:
-                before, now = history[-1 - CHECK_EVERY]["total"], history[-1]["total"]
-                if before - now <= tolerance * abs(before):
-                    stop_reason = "converged"
-                    break
+            if history[-1]["total"] <= best:
+                best = history[-1]["total"]
+                best_image.copy_(evaluated)
+            if converged(history, tolerance):
+                stop_reason = "converged"
+                break
     except KeyboardInterrupt:
         stop_reason = "interrupted"
         _read_back(pending, history)
-        if bool(torch.isfinite(image).all()):
-            good.copy_(image.detach())
     seconds = time.perf_counter() - start
-    return OptimizationResult(good, evaluate(network, objective, good), len(history),
+    final = image.detach()
+    if bool(torch.isfinite(final).all()):
+        loss = evaluate(network, objective, final)
+        if float(loss.total) <= best:  # the usual case: the last step went down
+            return OptimizationResult(final.clone(), loss, len(history), stop_reason, seconds,
+                                      history)  # fmt: skip
+    return OptimizationResult(best_image, evaluate(network, objective, best_image), len(history),
                               stop_reason, seconds, history)  # fmt: skip
+
+
+def converged(history: list[dict[str, float]], tolerance: float) -> bool:
+    """True once the total loss fell by less than `tolerance` (relative) over the last
+    `CHECK_EVERY` iterations. A rise is not convergence: L-BFGS without a line search climbs for
+    a while early on (most after a content start) and then drops far below where it began.
+    """
+    if tolerance <= 0 or len(history) <= CHECK_EVERY:
+        return False
+    before, now = history[-1 - CHECK_EVERY]["total"], history[-1]["total"]
+    return 0 <= before - now <= tolerance * abs(before)
 
 
 def _read_back(pending: list[torch.Tensor], history: list[dict[str, float]]) -> bool:

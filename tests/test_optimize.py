@@ -1,0 +1,56 @@
+"""The optimization loop: when it calls a scale converged, and which image it hands back."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from PIL import Image
+
+from painterly.images import image_to_tensor, resize_long_side
+from painterly.losses import ContentTarget, Objective, StyleTarget, equal_weights
+from painterly.network import build_network
+from painterly.optimize import CHECK_EVERY, converged, optimize
+from painterly.options import PAPER_CONTENT_LAYER, PAPER_STYLE_LAYERS
+
+
+def _history(totals: list[float]) -> list[dict[str, float]]:
+    return [{"iteration": i + 1, "total": t} for i, t in enumerate(totals)]
+
+
+def test_a_small_drop_is_convergence_and_a_rise_is_not() -> None:
+    flat = [1.0] * CHECK_EVERY + [0.999]
+    assert converged(_history(flat), tolerance=0.01)
+    assert not converged(_history(flat), tolerance=0.0)  # 0: run every iteration
+    assert not converged(_history([1.0] * CHECK_EVERY + [0.9]), tolerance=0.01)  # still falling
+    # L-BFGS climbs early on before it drops: stopping there would keep a worse image
+    assert not converged(_history([1.0] * CHECK_EVERY + [5.0]), tolerance=0.01)
+    assert not converged(_history([1.0] * (CHECK_EVERY - 1) + [0.999]), tolerance=0.01)
+
+
+@pytest.mark.parametrize("iterations", [3, 6, 25])
+def test_the_image_handed_back_is_the_best_seen(content_path, style_path, iterations) -> None:
+    """From the content image with a style-heavy ratio the loss first jumps about (here the steps
+    to iterations 3 and 6 go up): the result must be no worse than any loss the loop recorded at a
+    check, and must be the image whose loss it reports."""
+    layers = [PAPER_CONTENT_LAYER, *PAPER_STYLE_LAYERS]
+    network, convention, _ = build_network(layers)
+    with Image.open(content_path) as c, Image.open(style_path) as s:
+        content = convention.to_network(image_to_tensor(resize_long_side(c.convert("RGB"), 64)))
+        style = convention.to_network(image_to_tensor(resize_long_side(s.convert("RGB"), 64)))
+    with torch.no_grad():
+        content_target = ContentTarget(network(content, [PAPER_CONTENT_LAYER]))
+        style_features = network(style, PAPER_STYLE_LAYERS)
+    objective = Objective(
+        content_target,
+        StyleTarget.from_features(style_features, equal_weights(PAPER_STYLE_LAYERS)),
+        alpha=1e-9,
+    )
+    torch.manual_seed(0)
+    result = optimize(network, objective, content, iterations=iterations, loss_scale=64 * 43)
+    checked = [h["total"] for h in result.history if h["iteration"] % CHECK_EVERY == 0]
+    checked.append(result.history[-1]["total"])
+    assert result.iterations == iterations and result.stop_reason == "iterations"
+    assert float(result.loss.total) <= min(checked) * (1 + 1e-5)
+    with torch.no_grad():
+        again = objective(network(result.image, objective.layers), result.image)
+    assert float(again.total) == pytest.approx(float(result.loss.total), rel=1e-5)
