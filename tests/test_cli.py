@@ -32,6 +32,7 @@ def test_transfer_writes_image_and_record(capsys, content_path, style_path, tmp_
     record = json.loads((tmp_path / "out.png.json").read_text())
     assert record["command"] == "transfer" and record["iterations"] == 4
     assert record["options"]["seed"] == 7 and record["options"]["ratio"] > 0
+    assert record["options"]["init"] == "content"  # what the default "auto" chose
     assert set(record["final_loss"]["style_layers"]) == {
         "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"
     }  # fmt: skip
@@ -48,7 +49,7 @@ def test_texture_uses_the_chosen_style_layers(capsys, style_path, tmp_path) -> N
     assert code == 0, err
     assert Image.open(out).format == "WEBP" and Image.open(out).size == (64, 64)
     record = json.loads(out.with_name(out.name + ".json").read_text())
-    assert record["command"] == "texture"
+    assert record["command"] == "texture" and record["options"]["init"] == "noise"  # auto
     assert set(record["final_loss"]["style_layers"]) == {"conv1_1", "conv2_1"}
     assert record["final_loss"]["content"] == 0
 
@@ -60,7 +61,7 @@ def test_reconstruct_from_one_content_layer(capsys, content_path, tmp_path) -> N
     assert code == 0, err
     assert Image.open(out).format == "JPEG"
     record = json.loads(out.with_name(out.name + ".json").read_text())
-    assert record["command"] == "reconstruct"
+    assert record["command"] == "reconstruct" and record["options"]["init"] == "noise"  # auto
     assert set(record["final_loss"]["content_layers"]) == {"conv2_2"}
     assert record["final_loss"]["style_layers"] == {}
 
@@ -94,7 +95,7 @@ def test_same_seed_gives_byte_identical_output(capsys, content_path, style_path,
     outs = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"]
     for out, seed in zip(outs, ("7", "7", "8"), strict=True):
         code, err = run(capsys, "transfer", content_path, style_path, "-o", out, *FAST[:-3],
-                        "--seed", seed, "--quiet")  # fmt: skip
+                        "--seed", seed, "--init", "noise", "--quiet")  # fmt: skip
         assert code == 0, err
     assert outs[0].read_bytes() == outs[1].read_bytes()
     assert outs[0].read_bytes() != outs[2].read_bytes()

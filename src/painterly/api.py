@@ -284,6 +284,11 @@ def _synthesize(
     callback: ProgressCallback | None,
 ) -> Result:
     started = time.perf_counter()
+    if options.init == "auto":
+        # A transfer from the photo gets the paper's look in a fraction of the iterations that
+        # white noise needs; a texture or a reconstruction from the photo would be no test.
+        transfer = content_source is not None and bool(style_sources)
+        options = replace(options, init="content" if transfer else "noise")
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
     torch.manual_seed(seed)
     device = resolve_device(options.device)

@@ -41,7 +41,8 @@ DEFAULTS = Options()
 
 HELP = {
     "size": "long side of the output in pixels",
-    "iterations": "most optimizer iterations per scale",
+    "iterations": "most optimizer iterations at full size; each coarser scale may take twice "
+    "as many as the next finer one",
     "scales": "coarse-to-fine scales, each twice the size of the one before (1: the paper's "
     "single scale)",
     "tolerance": "stop a scale once the loss improves by less than this fraction over 10 "
@@ -49,7 +50,8 @@ HELP = {
     "ratio": "alpha/beta, content vs style weight in the paper's units (smaller: more style)",
     "content_layer": "layer whose responses the content loss matches",
     "style_layers": "comma-separated layers whose Gram matrices the style loss matches",
-    "init": f"start image: {', '.join(INITS)} or an image file",
+    "init": f"start image: {', '.join(INITS)} or an image file (auto: the content image for a "
+    "transfer, white noise for texture and reconstruct)",
     "optimizer": "|".join(OPTIMIZERS),
     "learning_rate": "Adam step size, in 0-1 pixel units",
     "pooling": "avg (the paper's choice for synthesis) or max",

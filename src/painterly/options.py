@@ -19,7 +19,7 @@ from .vgg import LAYER_NAMES, check_layer
 
 PAPER_STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 PAPER_CONTENT_LAYER = "conv4_2"
-INITS = ("noise", "content", "style")
+INITS = ("auto", "noise", "content", "style")
 PRESERVE_COLOR = ("none", "luminance", "histogram")
 MAX_STYLE_SCALE = 4.0
 OPTIMIZERS = ("lbfgs", "adam")
@@ -31,14 +31,16 @@ MAX_SIZE = 8192
 class Options:
     """Options shared by transfer, texture and reconstruction (see README for each one's why)."""
 
+    # Defaults tuned for time to quality (README: "Speed"); `painterly paper` and `--scales 1
+    # --init noise --tolerance 0 --iterations 500` give the paper's own procedure.
     size: int = 512
-    iterations: int = 500
-    scales: int = 1
-    tolerance: float = 0.0
-    ratio: float = 1e-3
+    iterations: int = 25  # at full size; each coarser scale may take twice its finer one's
+    scales: int = 3  # 128, 256, 512 px at --size 512
+    tolerance: float = 0.01
+    ratio: float = 1e-8  # at 512 px this looks like the paper's Figure 3 (README: the ratio)
     content_layer: str = PAPER_CONTENT_LAYER
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
-    init: str = "noise"
+    init: str = "auto"  # the content image for a transfer, white noise otherwise
     optimizer: str = "lbfgs"
     learning_rate: float = 0.02
     pooling: str = "avg"
