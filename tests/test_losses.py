@@ -81,3 +81,17 @@ def test_objective_with_one_term_switched_off() -> None:
     content_only = Objective(ContentTarget({"conv1_1": torch.rand(1, 2, 3, 3)}), None)
     terms = content_only(feats)
     assert terms.style.item() == 0 and terms.total.item() == pytest.approx(terms.content.item())
+
+
+def test_gram_backward_is_autograds() -> None:
+    """gram_matrix's one-matmul backward gives the gradient autograd gets from F F^T."""
+    torch.manual_seed(0)
+    features = torch.randn(1, 6, 5, 7, dtype=torch.float64)
+    weights = torch.randn(6, 6, dtype=torch.float64)  # a non-symmetric upstream gradient
+    ours = features.clone().requires_grad_(True)
+    (gram_matrix(ours) * weights).sum().backward()
+    plain = features.clone().requires_grad_(True)
+    flat = plain.reshape(6, -1)
+    ((flat @ flat.T) * weights).sum().backward()
+    torch.testing.assert_close(ours.grad, plain.grad)
+    assert torch.autograd.gradcheck(gram_matrix, (features.clone().requires_grad_(True),))

@@ -20,10 +20,25 @@ from dataclasses import dataclass, field
 import torch
 
 
+class _Gram(torch.autograd.Function):
+    """F F^T with a backward of one matmul, (dG + dG^T) F, where autograd would do two and add
+    them: the Gram matmuls are the largest cost of an iteration beyond the network itself."""
+
+    @staticmethod
+    def forward(ctx, flat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(flat)
+        return flat @ flat.T
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (flat,) = ctx.saved_tensors
+        return (grad + grad.T) @ flat
+
+
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """G = F F^T for a (1, N, H, W) or (N, H, W) feature map, as one (N, N) matmul."""
     flat = features.reshape(features.shape[-3], -1)
-    return flat @ flat.T
+    return _Gram.apply(flat)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
