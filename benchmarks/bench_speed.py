@@ -32,7 +32,7 @@ from painterly.losses import ContentTarget, Objective, StyleTarget, equal_weight
 from painterly.memory import estimate_peak_bytes
 from painterly.network import build_network
 from painterly.optimize import optimize
-from painterly.options import PAPER_CONTENT_LAYER, PAPER_STYLE_LAYERS
+from painterly.options import PAPER_CONTENT_LAYER, PAPER_STYLE_LAYERS, Options
 
 IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 PAIRS = (("tubingen.jpg", "starry_night.jpg"), ("tubingen.jpg", "the_scream.jpg"))
@@ -183,7 +183,7 @@ def memory_and_time(sizes: list[int]) -> None:
             continue
         stats = json.loads(done.stdout.strip().splitlines()[-1])
         width, height = stats["size"]
-        estimate = estimate_peak_bytes(width, height, LAYERS)
+        estimate = estimate_peak_bytes(width, height, LAYERS, iterations=Options().iterations)
         print(
             f"| {size} | {stats['seconds']:.0f} | {stats['scales']} | "
             f"{stats['peak'] / 1024**3:.2f} | {estimate / 1024**3:.2f} |",

@@ -274,3 +274,23 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path, content_path, style_path) -> N
     assert Image.open(out).size == (64, 43)
     record = json.loads(out.with_name(out.name + ".json").read_text())
     assert record["stop_reason"] == "interrupted" and record["iterations"] >= 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_AS is POSIX")
+def test_size_that_will_not_fit_is_refused_naming_one_that_does(tmp_path, content_path) -> None:
+    """Under a 6 GiB address-space limit (`ulimit -v`) a 2048 px run (8.7 GiB measured) cannot
+    fit: refused up front, naming the largest size that would, instead of dying halfway."""
+    import resource
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (6 * 1024**3, resource.RLIM_INFINITY))
+
+    out = tmp_path / "big.png"
+    proc = _cli("transfer", content_path, content_path, "-o", out, "--size", "2048",
+                preexec_fn=limit)  # fmt: skip
+    _, err = proc.communicate(timeout=120)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, lines
+    assert "GiB is free" in lines[0] and not out.exists()
+    fits = int(lines[0].rsplit("--size ", 1)[1])
+    assert 1024 < fits < 2048  # 1024 px measured 2.7 GiB at its peak

@@ -267,9 +267,11 @@ def _check_memory(output: Image.Image, layers: list[str], options: Options, devi
     if budget is None:
         return
     width, height = output.size
-    needed = estimate_peak_bytes(width, height, layers, options.optimizer)
+    needed = estimate_peak_bytes(width, height, layers, options.optimizer, options.iterations)
     if needed > budget:
-        fits = largest_fitting_size(height / width, layers, options.optimizer, budget)
+        fits = largest_fitting_size(
+            height / width, layers, options.optimizer, budget, options.iterations
+        )
         raise InputError(
             f"--size {options.size} needs about {needed / 1024**3:.1f} GiB but only "
             f"{budget / 1024**3:.1f} GiB is free on {device.type}; the largest size that fits "

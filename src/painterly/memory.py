@@ -37,11 +37,20 @@ def activation_elements(width: int, height: int, layers: Collection[str]) -> tup
 
 
 def estimate_peak_bytes(
-    width: int, height: int, layers: Collection[str], optimizer: str = "lbfgs"
+    width: int,
+    height: int,
+    layers: Collection[str],
+    optimizer: str = "lbfgs",
+    iterations: int | None = None,
 ) -> int:
+    """Peak bytes of a run at this output size. L-BFGS remembers at most one step per iteration,
+    so a run capped at `iterations` (at full size) keeps no more history than that."""
     total, largest = activation_elements(width, height, layers)
     pixels = 3 * width * height
-    state = 2 * lbfgs_history(pixels) + 4 if optimizer == "lbfgs" else 3
+    history = lbfgs_history(pixels)
+    if iterations is not None:
+        history = min(history, iterations)
+    state = 2 * history + 4 if optimizer == "lbfgs" else 3
     # image, its grad, a layout copy, last good copy, upsampled start + optimizer state
     image_bytes = FLOAT * pixels * (5 + state)
     return int(BASE_BYTES + FLOAT * ACTIVATION_FACTOR * (total + 2 * largest) + image_bytes)
@@ -71,6 +80,7 @@ def available_bytes(device: torch.device) -> int | None:
             limits.append(int(value) - used)
     except (OSError, ValueError):
         pass
+    limits += _address_space_left()
     if not limits:
         try:
             limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
@@ -79,15 +89,36 @@ def available_bytes(device: torch.device) -> int | None:
     return min(limits)
 
 
+def _address_space_left() -> list[int]:
+    """What a `ulimit -v` (RLIMIT_AS) leaves of this process's address space, if one is set."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return []
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    if soft == resource.RLIM_INFINITY:
+        return []
+    try:
+        with open("/proc/self/status") as f:
+            used = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+    except (OSError, StopIteration, ValueError):
+        return []
+    return [max(0, soft - used)]
+
+
 def largest_fitting_size(
-    aspect: float, layers: Collection[str], optimizer: str, budget: int
+    aspect: float,
+    layers: Collection[str],
+    optimizer: str,
+    budget: int,
+    iterations: int | None = None,
 ) -> int:
     """The largest long side (px) whose estimate stays within `budget` bytes; aspect = h / w."""
     low, high = 16, 65536
     while low < high:
         mid = (low + high + 1) // 2
         w, h = _dims(mid, aspect)
-        if estimate_peak_bytes(w, h, layers, optimizer) <= budget:
+        if estimate_peak_bytes(w, h, layers, optimizer, iterations) <= budget:
             low = mid
         else:
             high = mid - 1
