@@ -2,7 +2,7 @@
 
 Prints Markdown tables (README's "Speed" section holds a copy with the machine it ran on).
 
-    python benchmarks/bench_speed.py                    # everything (about an hour on 2 cores)
+    python benchmarks/bench_speed.py                    # everything (about 80 minutes on 2 cores)
     python benchmarks/bench_speed.py --part cost        # 1. iteration cost vs a bare pass
     python benchmarks/bench_speed.py --part quality     # 2. time to quality vs pastiche
     python benchmarks/bench_speed.py --part memory      # 3. peak memory and wall time
@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -57,13 +58,41 @@ def _targets(network, convention, content, style):
     return ContentTarget(c), StyleTarget.from_features(s, equal_weights(PAPER_STYLE_LAYERS))
 
 
-def iteration_cost(sizes: list[int], iterations: int, rounds: int = 5) -> None:
-    """Ours (an L-BFGS iteration of the full objective, as a run does it) against a bare
-    forward+backward of the same network on the same input. Rounds interleave and the best of
-    each counts: on a shared machine, interference only ever adds time."""
+def _paired_times(network, objective: Objective, x: torch.Tensor, bounds, seconds: float):
+    """(ours, bare) seconds per pair: an iteration of `optimize`, then a bare pass beside it."""
+
+    def bare() -> float:
+        start = time.perf_counter()
+        image = x.detach().clone().requires_grad_(True)
+        network(image, ["conv5_1"])["conv5_1"].sum().backward()
+        return time.perf_counter() - start
+
+    first = bare()  # warm-up, and a first guess of how many pairs fit the time
+    pairs = max(6, min(40, int(seconds / (2.2 * first))))
+    ours_times: list[float] = []
+    bare_times: list[float] = []
+    mark = [time.perf_counter()]
+
+    def pair(_iteration: int, _loss, _image) -> None:
+        ours_times.append(time.perf_counter() - mark[0])
+        bare_times.append(bare())
+        mark[0] = time.perf_counter()
+
+    optimize(network, objective, x, iterations=pairs + 1, bounds=bounds,
+             loss_scale=x.shape[2] * x.shape[3], callback=pair)  # fmt: skip
+    # the first iteration sets L-BFGS up (and its first pair follows the warm-up): left out
+    return ours_times[1:], bare_times[1:]
+
+
+def iteration_cost(sizes: list[int], seconds_per_size: float = 60.0) -> None:
+    """Ours (an L-BFGS iteration of the full objective inside `optimize`, as a run does it)
+    against a bare forward+backward of the same network on the same input, in pairs: after each
+    of our iterations the callback times one bare pass, so both see the same state of a shared
+    machine. The medians of the pairs count; the spread shows how noisy the machine was."""
     print("\n### 1. Iteration cost: ours vs a bare VGG-19 pass (to conv5_1)\n")
-    print("| size (px) | bare fwd+bwd (s) | ours per iteration (s) | ratio |")
-    print("|---|---|---|---|")
+    print("| size (px) | pairs | bare fwd+bwd (s) | ours per iteration (s) | ratio (median) | "
+          "ratio (middle half of pairs) |")  # fmt: skip
+    print("|---|---|---|---|---|---|")
     network, convention, _ = build_network(LAYERS)
     photo, painting = open_image(IMAGES / "tubingen.jpg"), open_image(IMAGES / "starry_night.jpg")
     low = convention.to_network(torch.zeros(1, 3, 1, 1))
@@ -76,28 +105,13 @@ def iteration_cost(sizes: list[int], iterations: int, rounds: int = 5) -> None:
         )
         objective = Objective(content_target, style_target, alpha=1e-8)
         x = convention.to_network(image_to_tensor(content))
-        reps = max(5, iterations * 256 * 256 // (size * size))
 
-        def bare(x: torch.Tensor = x) -> None:
-            image = x.detach().clone().requires_grad_(True)
-            network(image, ["conv5_1"])["conv5_1"].sum().backward()
-
-        def ours(x: torch.Tensor = x, objective: Objective = objective, reps: int = reps) -> float:
-            result = optimize(network, objective, x, iterations=reps, bounds=bounds,
-                              loss_scale=x.shape[2] * x.shape[3])  # fmt: skip
-            return result.seconds / result.iterations
-
-        bare()  # warm-up
-        ours()
-        bare_times, ours_times = [], []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            for _ in range(reps):
-                bare()
-            bare_times.append((time.perf_counter() - start) / reps)
-            ours_times.append(ours())
-        bare_s, ours_s = min(bare_times), min(ours_times)
-        print(f"| {size} | {bare_s:.3f} | {ours_s:.3f} | {ours_s / bare_s:.3f} |", flush=True)
+        ours_times, bare_times = _paired_times(network, objective, x, bounds, seconds_per_size)
+        ratios = sorted(o / b for o, b in zip(ours_times, bare_times, strict=True))
+        quarter = len(ratios) // 4
+        print(f"| {size} | {len(ratios)} | {statistics.median(bare_times):.3f} | "
+              f"{statistics.median(ours_times):.3f} | {statistics.median(ratios):.3f} | "
+              f"{ratios[quarter]:.3f} - {ratios[-1 - quarter]:.3f} |", flush=True)  # fmt: skip
 
 
 def paper_losses(output, content, style, size: int) -> tuple[float, float]:
@@ -209,7 +223,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     print(f"Machine: {machine()}")
     if args.part in ("cost", "all"):
-        iteration_cost([int(s) for s in args.cost_sizes.split(",")], iterations=8)
+        iteration_cost([int(s) for s in args.cost_sizes.split(",")])
     if args.part in ("quality", "all"):
         time_to_quality(args.size, args.pastiche_steps, out, args.reuse_pastiche)
     if args.part in ("memory", "all"):
