@@ -34,10 +34,10 @@ class Options:
     # Defaults tuned for time to quality (README: "Speed"); `painterly paper` and `--scales 1
     # --init noise --tolerance 0 --iterations 500` give the paper's own procedure.
     size: int = 512
-    iterations: int = 25  # at full size; each coarser scale may take twice its finer one's
+    iterations: int = 20  # at full size; each coarser scale may take twice its finer one's
     scales: int = 3  # 128, 256, 512 px at --size 512
     tolerance: float = 0.01
-    ratio: float = 1e-8  # at 512 px this looks like the paper's Figure 3 (README: the ratio)
+    ratio: float = 2e-8  # at 512 px this looks like the paper's Figure 3 (README: the ratio)
     content_layer: str = PAPER_CONTENT_LAYER
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
     init: str = "auto"  # the content image for a transfer, white noise otherwise
