@@ -81,6 +81,8 @@ def test_demo_runs_on_bundled_images(capsys, tmp_path) -> None:
     assert code == 0, err
     assert Image.open(out).size[0] == 64
     assert (tmp_path / "demo-content.png").is_file() and (tmp_path / "demo-style.png").is_file()
+    record = json.loads((tmp_path / "demo.png.json").read_text())
+    assert record["options"]["init"] == "noise"  # auto, for the demo's painted style
 
 
 def test_save_every_writes_snapshots(capsys, content_path, style_path, tmp_path) -> None:

@@ -25,6 +25,9 @@ def test_a_small_drop_is_convergence_and_a_rise_is_not() -> None:
     # L-BFGS climbs early on before it drops: stopping there would keep a worse image
     assert not converged(_history([1.0] * CHECK_EVERY + [5.0]), tolerance=0.01)
     assert not converged(_history([1.0] * (CHECK_EVERY - 1) + [0.999]), tolerance=0.01)
+    # ... and may level off up there for a while: a plateau above the start is no optimum
+    assert not converged(_history([1.0] + [5.0] * CHECK_EVERY + [4.99]), tolerance=0.01)
+    assert converged(_history([1.0] + [0.5] * CHECK_EVERY + [0.499]), tolerance=0.01)
 
 
 @pytest.mark.parametrize("iterations", [3, 6, 25])

@@ -8,6 +8,7 @@ codes: 0 success, 2 bad usage or bad input (one line on stderr, no traceback), 1
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -565,6 +566,10 @@ def _dispatch(
     content, style = demo_content(), demo_style(size=max(options.size, 512))
     for image, name in ((content, "content"), (style, "style")):
         save_image(image, output.with_name(f"{output.stem}-{name}.png"))
+    if options.init == "auto":
+        # From the photo, L-BFGS crawls on this painted style (its loss fell 4% in 60 iterations
+        # at 128 px); from white noise, the paper's start, the demo looks right.
+        options = dataclasses.replace(options, init="noise")
     return run_transfer(content, style, options, callback=callback)
 
 

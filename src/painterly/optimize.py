@@ -176,13 +176,14 @@ def optimize(
 
 def converged(history: list[dict[str, float]], tolerance: float) -> bool:
     """True once the total loss fell by less than `tolerance` (relative) over the last
-    `CHECK_EVERY` iterations. A rise is not convergence: L-BFGS without a line search climbs for
-    a while early on (most after a content start) and then drops far below where it began.
+    `CHECK_EVERY` iterations, below where it began. A rise is not convergence, nor a plateau above
+    the start: L-BFGS without a line search climbs for a while early on (most after a start from
+    the photo), may level off up there, and then drops far below where it began.
     """
     if tolerance <= 0 or len(history) <= CHECK_EVERY:
         return False
     before, now = history[-1 - CHECK_EVERY]["total"], history[-1]["total"]
-    return 0 <= before - now <= tolerance * abs(before)
+    return now < history[0]["total"] and 0 <= before - now <= tolerance * abs(before)
 
 
 def _read_back(pending: list[torch.Tensor], history: list[dict[str, float]]) -> bool:
