@@ -82,7 +82,13 @@ def test_demo_runs_on_bundled_images(capsys, tmp_path) -> None:
     assert Image.open(out).size[0] == 64
     assert (tmp_path / "demo-content.png").is_file() and (tmp_path / "demo-style.png").is_file()
     record = json.loads((tmp_path / "demo.png.json").read_text())
-    assert record["options"]["init"] == "noise"  # auto, for the demo's painted style
+    assert record["options"]["init"] == "content"  # what "auto" chose; see the restarts
+    dropped = [
+        r["from_content" if r["kept"] == "noise" else "from_noise"] for r in record["restarts"]
+    ]
+    assert record["iterations"] == sum(s["iterations"] for s in record["scales"]) + sum(
+        attempt["iterations"] for attempt in dropped
+    )
 
 
 def test_save_every_writes_snapshots(capsys, content_path, style_path, tmp_path) -> None:

@@ -93,6 +93,42 @@ def test_fig3_skips_a_missing_painting_and_fig4_says_what_stands_in(
     assert "starry_night.jpg stands in" in found.notes[0]
 
 
+def test_a_second_run_keeps_finished_images_and_redoes_the_rest(capsys, images, tmp_path) -> None:
+    # Hours at 512 px: running the command again goes on where an earlier run stopped.
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for name in ("tubingen.png", "starry_night.jpg"):
+        (folder / name).write_bytes((images / name).read_bytes())
+    out = tmp_path / "out"
+    command = ["paper", "fig5", "--images", folder, "-o", out, "--size", "32", "--iterations", "2"]
+    assert run(capsys, *command)[0] == 0
+    images_of = sorted((out / "fig5").glob("*.png"))
+    assert len(images_of) == 2
+    made = {path: path.read_bytes() for path in images_of}
+    first, second = images_of
+
+    code, _, err = run(capsys, *command)
+    assert code == 0 and err.count("kept ") == 2, err
+    summary = json.loads((out / "fig5.json").read_text())
+    assert all(entry["kept"] for entry in summary["runs"])
+    assert all(path.read_bytes() == data for path, data in made.items())
+
+    # An unfinished image is redone; so is every image after a change of settings or inputs.
+    record_path = first.with_name(first.name + ".json")
+    record = json.loads(record_path.read_text())
+    record_path.write_text(json.dumps({**record, "stop_reason": "interrupted"}))
+    code, _, err = run(capsys, *command)
+    assert code == 0 and err.count("kept ") == 1 and f"kept {second.name}" in err
+    assert json.loads(record_path.read_text())["stop_reason"] == "iterations"
+    _picture(folder / "tubingen.png", NAMES["tubingen.png"], seed=99)
+    code, _, err = run(capsys, *command)
+    assert code == 0 and "kept " not in err
+    code, _, err = run(capsys, *command[:-1], "3")
+    assert code == 0 and "kept " not in err
+    code, _, err = run(capsys, *command, "--fresh")
+    assert code == 0 and "kept " not in err
+
+
 def test_fig4_runs_grid_with_increasing_ratio_and_layers() -> None:
     figure = paper.FIGURES["fig4"]
     assert figure.columns == (1e-5, 1e-4, 1e-3, 1e-2)  # mostly painting -> mostly photo

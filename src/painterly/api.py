@@ -52,6 +52,9 @@ from .weights import InputConvention
 
 ImageSource = str | os.PathLike | Image.Image
 MIN_SCALE_SIDE = 64  # coarser scales than this teach the optimizer little
+# A coarsest scale started from the photo that ends above this share of its first loss is stuck
+# (seen: 1% down in 30 steps where photo pairs fall 100x); it is redone from white noise.
+STALLED_AT = 0.5
 
 
 @dataclass
@@ -286,11 +289,12 @@ def _synthesize(
     callback: ProgressCallback | None,
 ) -> Result:
     started = time.perf_counter()
+    photo_start = False  # "auto" chose the photo: may fall back to noise (see STALLED_AT)
     if options.init == "auto":
         # A transfer from the photo gets the paper's look in a fraction of the iterations that
         # white noise needs; a texture or a reconstruction from the photo would be no test.
-        transfer = content_source is not None and bool(style_sources)
-        options = replace(options, init="content" if transfer else "noise")
+        photo_start = content_source is not None and bool(style_sources)
+        options = replace(options, init="content" if photo_start else "noise")
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
     torch.manual_seed(seed)
     device = resolve_device(options.device)
@@ -337,6 +341,7 @@ def _synthesize(
     tv_unit = tuple(s / convention.scale for s in convention.std)
     caps = iteration_caps(options.iterations, len(sides))
     work = [side * side * cap for side, cap in zip(sides, caps, strict=True)]  # for time left
+    iterations_cap = sum(caps)
     setup_seconds = time.perf_counter() - started
 
     low = convention.to_network(torch.zeros(1, 3, 1, 1, device=device))
@@ -345,6 +350,7 @@ def _synthesize(
     image: torch.Tensor | None = None
     stages: list[dict] = []
     history: list[dict] = []
+    restarts: list[dict] = []
     iterations_before = 0
     optimization_started = time.perf_counter()
     for index, side in enumerate(sides):
@@ -377,45 +383,69 @@ def _synthesize(
                               tv_weight=options.tv_weight, tv_unit=tv_unit)  # fmt: skip
 
         if image is None:
-            start = _initial_image(options, scaled, seen_content, seen_styles[:1], seed)
-            image = _to_network(start, convention, device)
+            first = _initial_image(options, scaled, seen_content, seen_styles[:1], seed)
+            start = _to_network(first, convention, device)
         else:
-            image = F.interpolate(
+            start = F.interpolate(
                 image, size=(scaled.height, scaled.width), mode="bicubic", align_corners=False
             )
-        if keep is not None and content_rgb is not None:
-            # Regions that keep the content start as the content and never move (free = 0).
-            image = keep * content_rgb + (1 - keep) * image
-
-        stage_callback = None
-        if callback is not None:
-            stage_callback = _stage_progress(
-                callback, convention, index, sides, work, iterations_before,
-                sum(caps), optimization_started, finish,
-            )  # fmt: skip
-
-        optimization = optimize(
-            network,
-            objective,
-            image,
-            iterations=caps[index],
-            optimizer=options.optimizer,
-            learning_rate=options.learning_rate * convention.scale / min(convention.std),
-            tolerance=options.tolerance,
-            # Per-pixel gradients shrink with the number of positions; L-BFGS ignores curvature
-            # pairs with s.y < 1e-10 and then never leaves its start. Scaling the loss (not its
-            # minimum) by the positions keeps the gradients O(1) at every size.
-            loss_scale=float(positions),
-            bounds=bounds,
-            free=None if keep is None else 1 - keep,
-            callback=stage_callback,
-        )
+        attempts: list[OptimizationResult] = []
+        while start is not None:
+            if keep is not None and content_rgb is not None:
+                # Regions that keep the content start as the content and never move (free = 0).
+                start = keep * content_rgb + (1 - keep) * start
+            stage_callback = None
+            if callback is not None:
+                stage_callback = _stage_progress(
+                    callback, convention, index, sides, work, iterations_before,
+                    iterations_cap, optimization_started, finish,
+                )  # fmt: skip
+            optimization = optimize(
+                network,
+                objective,
+                start,
+                iterations=caps[index],
+                optimizer=options.optimizer,
+                learning_rate=options.learning_rate * convention.scale / min(convention.std),
+                tolerance=options.tolerance,
+                # Per-pixel gradients shrink with the number of positions; L-BFGS ignores
+                # curvature pairs with s.y < 1e-10 and then never leaves its start. Scaling the
+                # loss (not its minimum) by the positions keeps the gradients O(1) at every size.
+                loss_scale=float(positions),
+                bounds=bounds,
+                free=None if keep is None else 1 - keep,
+                callback=stage_callback,
+            )
+            history += [
+                {**entry, "iteration": iterations_before + entry["iteration"], "scale": index}
+                for entry in optimization.history
+            ]
+            iterations_before += optimization.iterations
+            attempts.append(optimization)
+            start = None
+            if index == 0 and photo_start and len(attempts) == 1 and _stalled(optimization):
+                # Some styles leave L-BFGS crawling from the photo (the loss falls by a fraction
+                # of a percent per step) where from white noise it falls fast: redo this
+                # cheapest scale from noise and go on from whichever start ended lower.
+                iterations_cap += optimization.iterations
+                noise = _initial_image(replace(options, init="noise"), scaled, None, [], seed)
+                start = _to_network(noise, convention, device)
+        if len(attempts) > 1:
+            from_content, from_noise = attempts
+            noise_won = float(from_noise.loss.total) <= float(from_content.loss.total)
+            optimization = from_noise if noise_won else from_content
+            if from_noise.stop_reason == "interrupted":  # Ctrl-C stops the run either way
+                optimization = replace(optimization, stop_reason="interrupted")
+            restarts.append(
+                {
+                    "scale": index,
+                    "why": f"from the photo the loss fell by less than {1 - STALLED_AT:.0%}",
+                    "kept": "noise" if noise_won else "content",
+                    "from_content": _attempt(from_content),
+                    "from_noise": _attempt(from_noise),
+                }
+            )
         image = optimization.image
-        history += [
-            {**entry, "iteration": iterations_before + entry["iteration"], "scale": index}
-            for entry in optimization.history
-        ]
-        iterations_before += optimization.iterations
         stages.append(
             {
                 "size": [scaled.width, scaled.height],
@@ -453,6 +483,7 @@ def _synthesize(
         "beta": beta,
         "final_loss": final["loss"],
         "scales": stages,
+        "restarts": restarts,
         "timings": {
             "setup_seconds": round(setup_seconds, 3),
             "optimization_seconds": round(seconds, 3),
@@ -468,6 +499,19 @@ def _synthesize(
         else:
             record["mask_regions"] = layout.describe(names)
     return Result(result_image, record, optimization, history)
+
+
+def _stalled(optimization: OptimizationResult) -> bool:
+    """True when a scale ended above STALLED_AT of the loss it started with."""
+    if not optimization.history or optimization.stop_reason not in ("iterations", "converged"):
+        return False
+    return float(optimization.loss.total) > STALLED_AT * optimization.history[0]["total"]
+
+
+def _attempt(optimization: OptimizationResult) -> dict:
+    first = optimization.history[0]["total"] if optimization.history else None
+    return {"iterations": optimization.iterations, "first_loss": first,
+            "final_loss": float(optimization.loss.total)}  # fmt: skip
 
 
 def _record_options(options: Options) -> dict:

@@ -8,7 +8,6 @@ codes: 0 success, 2 bad usage or bad input (one line on stderr, no traceback), 1
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import sys
@@ -276,6 +275,12 @@ def _add_paper_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", choices=DEVICES, default="auto", help="(default: auto)")
     p.add_argument("--weights", help=HELP["weights"])
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="render every image again; by default an image that an earlier run left in OUTDIR "
+        "with the same settings and inputs is kept, so an interrupted run goes on where it stopped",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress")
 
 
@@ -522,7 +527,9 @@ def _run_paper(args: argparse.Namespace) -> int:
     from .paper import FIGURES, Settings, image_count, render_figures
 
     names = list(FIGURES) if args.figure == "all" else [args.figure]
-    settings = Settings(args.size, args.iterations, args.seed, args.device, args.weights)
+    settings = Settings(
+        args.size, args.iterations, args.seed, args.device, args.weights, fresh=args.fresh
+    )
 
     def log(line: str) -> None:
         if not args.quiet:
@@ -566,10 +573,6 @@ def _dispatch(
     content, style = demo_content(), demo_style(size=max(options.size, 512))
     for image, name in ((content, "content"), (style, "style")):
         save_image(image, output.with_name(f"{output.stem}-{name}.png"))
-    if options.init == "auto":
-        # From the photo, L-BFGS crawls on this painted style (its loss fell 4% in 60 iterations
-        # at 128 px); from white noise, the paper's start, the demo looks right.
-        options = dataclasses.replace(options, init="noise")
     return run_transfer(content, style, options, callback=callback)
 
 

@@ -12,6 +12,7 @@ image sizes differ); `ours_ratio` maps it, with the one constant `PAPER_TO_OURS`
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -28,6 +29,7 @@ from .api import Result, run_reconstruction, run_texture, run_transfer
 from .errors import InputError
 from .images import open_image, resize_long_side, save_image, write_text_atomic
 from .options import PAPER_CONTENT_LAYER, PAPER_STYLE_LAYERS, Options
+from .record import package_versions
 
 # ---------------------------------------------------------------------------------------------
 # the paper's settings
@@ -466,6 +468,25 @@ class Settings:
     seed: int = 0
     device: str = "auto"
     weights: str | None = None
+    fresh: bool = False  # re-render images an earlier run of the same settings left
+
+
+@dataclass
+class Rendered:
+    """One image of a figure with its record and loss history, made now or kept from before."""
+
+    image: Image.Image
+    record: dict
+    history: list[dict]
+    kept: bool = False  # found on disk from an earlier run with the same settings and inputs
+
+    @property
+    def stop_reason(self) -> str:
+        return self.record["stop_reason"]
+
+    @property
+    def seconds(self) -> float:
+        return self.record["timings"]["optimization_seconds"]
 
 
 @dataclass
@@ -536,32 +557,44 @@ def render_figure(
     folder = outdir / figure.name
     folder.mkdir(exist_ok=True)
     todo = [run for run in figure.runs if run.name not in found.skipped]
-    results: dict[str, Result] = {}
+    results: dict[str, Rendered] = {}
     records: list[dict] = []
     written: list[Path] = []
     for index, run in enumerate(todo, 1):
         tag = f"{figure.name} {index}/{len(todo)}"
-        result = _run_one(run, sources, settings, tag if progress else None)
         path = folder / f"{run.name}.png"
-        save_image(result.image, path)
-        record = {**result.record, "paper": _run_info(figure, run, settings, found)}
-        write_text_atomic(json.dumps(record, indent=2) + "\n", path.with_name(path.name + ".json"))
-        results[run.name] = result
+        key = _run_key(run, settings, found)
+        rendered = None if settings.fresh else _kept(path, key)
+        if rendered is None:
+            result = _run_one(run, sources, settings, tag if progress else None)
+            info = {**_run_info(figure, run, settings, found), "key": key}
+            rendered = Rendered(result.image, {**result.record, "paper": info}, result.history)
+            save_image(rendered.image, path)
+            write_text_atomic(
+                json.dumps({**rendered.record, "history": rendered.history}, indent=2) + "\n",
+                path.with_name(path.name + ".json"),
+            )
+            say(f"{tag} {run.label.strip()}: {rendered.seconds:.1f} s")
+        else:
+            say(f"{tag} {run.label.strip()}: kept {path.name} from an earlier run of these "
+                "settings (--fresh renders it again)")  # fmt: skip
+        results[run.name] = rendered
         written.append(path)
         records.append(
             {
                 "image": str(path.relative_to(outdir)),
-                **record["paper"],
-                "seconds": result.record["timings"]["optimization_seconds"],
-                "stop_reason": result.stop_reason,
-                "final_loss": result.record["final_loss"],
+                **rendered.record["paper"],
+                "seconds": rendered.seconds,
+                "kept": rendered.kept,
+                "stop_reason": rendered.stop_reason,
+                "final_loss": rendered.record["final_loss"],
             }
         )
-        say(f"{tag} {run.label.strip()}: {result.record['timings']['optimization_seconds']:.1f} s")
-        if result.stop_reason == "interrupted":
+        if rendered.stop_reason == "interrupted":
             say(f"{figure.name}: interrupted; {path} holds the image so far")
             raise KeyboardInterrupt
-    run_seconds = time.perf_counter() - started
+    # What the images cost, kept ones included: this call's wall time says less after a resume.
+    run_seconds = sum(rendered.seconds for rendered in results.values())
     sheet = outdir / f"{figure.name}.png"
     if figure.plot_losses:
         _loss_sheet(figure, found, sources, results, settings, run_seconds, sheet)
@@ -586,9 +619,7 @@ def render_figure(
     return FigureResult(figure.name, sheet, written, seconds, found.notes)
 
 
-def _run_one(
-    run: Run, sources: Mapping[str, Image.Image], settings: Settings, tag: str | None
-) -> Result:
+def _run_options(run: Run, settings: Settings) -> Options:
     options = paper_options(
         settings.size,
         settings.iterations,
@@ -598,7 +629,13 @@ def _run_one(
     ).with_values(**run.options)
     if run.paper_ratio is not None:
         options = options.with_values(ratio=ours_ratio(run.paper_ratio, settings.size))
-    options = options.validated()
+    return options.validated()
+
+
+def _run_one(
+    run: Run, sources: Mapping[str, Image.Image], settings: Settings, tag: str | None
+) -> Result:
+    options = _run_options(run, settings)
     bar = None
     callback = None
     if tag is not None:
@@ -622,6 +659,35 @@ def _run_one(
     finally:
         if bar is not None:
             bar.close()
+
+
+def _run_key(run: Run, settings: Settings, found: Found) -> dict:
+    """What an image depends on: an image on disk with the same key is reused, not redone."""
+    options = _run_options(run, settings)
+    inputs = {key: hashlib.sha256(found.paths[key].read_bytes()).hexdigest() for key in run.inputs}
+    key = {
+        "painterly": package_versions()["painterly"],
+        "options": asdict(options),
+        "inputs": inputs,
+    }
+    return json.loads(json.dumps(key))  # as it will read back from the record
+
+
+def _kept(path: Path, key: dict) -> Rendered | None:
+    """The image at `path` if an earlier run with this key finished it, else None."""
+    record_path = path.with_name(path.name + ".json")
+    try:
+        record = json.loads(record_path.read_text())
+        if record["paper"]["key"] != key or record["stop_reason"] not in (
+            "iterations",
+            "converged",
+        ):
+            return None
+        with Image.open(path) as image:
+            image.load()
+            return Rendered(image.convert("RGB"), record, record.get("history", []), kept=True)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _run_info(figure: Figure, run: Run, settings: Settings, found: Found) -> dict:
@@ -705,7 +771,7 @@ def _tile_sheet(
     figure: Figure,
     found: Found,
     sources: Mapping[str, Image.Image],
-    results: Mapping[str, Result],
+    results: Mapping[str, Rendered],
     settings: Settings,
     seconds: float,
 ) -> Image.Image:
@@ -809,7 +875,7 @@ def _loss_sheet(
     figure: Figure,
     found: Found,
     sources: Mapping[str, Image.Image],
-    results: Mapping[str, Result],
+    results: Mapping[str, Rendered],
     settings: Settings,
     seconds: float,
     path: Path,
@@ -820,7 +886,7 @@ def _loss_sheet(
     run = figure.runs[0]
     result = results[run.name]
     alpha, beta = result.record["alpha"], result.record["beta"]
-    history = result.optimization.history
+    history = result.history
     steps = [h["iteration"] for h in history]
     plot = PlotFigure(figsize=(15, 6.2), dpi=100, layout="constrained")
     axes = plot.subplot_mosaic(
