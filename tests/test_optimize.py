@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from painterly.api import run_transfer
+from painterly.api import STALL_EVIDENCE, run_transfer
 from painterly.demo_images import demo_content, demo_style
 from painterly.images import image_to_tensor, resize_long_side
 from painterly.losses import ContentTarget, Objective, StyleTarget, equal_weights
@@ -70,6 +70,9 @@ def test_a_stalled_start_from_the_photo_is_redone_from_noise() -> None:
                          init="content")  # fmt: skip
     assert stuck.record["restarts"] == []  # an explicit start is left alone
     assert stuck.history[-1]["total"] > 0.5 * stuck.history[0]["total"]
+
+    few = run_transfer(content, style, size=128, scales=1, iterations=STALL_EVIDENCE - 1, seed=3)
+    assert few.record["restarts"] == []  # too few steps to call it a stall
 
     result = run_transfer(content, style, size=128, scales=1, iterations=30, seed=3)
     (restart,) = result.record["restarts"]

@@ -44,7 +44,7 @@ from .images import (
 from .losses import ContentTarget, Objective, StyleTarget, equal_weights
 from .memory import available_bytes, estimate_peak_bytes, largest_fitting_size
 from .network import build_network, configure_device, resolve_device
-from .optimize import OptimizationResult, Progress, ProgressCallback, optimize
+from .optimize import CHECK_EVERY, OptimizationResult, Progress, ProgressCallback, optimize
 from .options import Options, normalized_blend
 from .record import package_versions
 from .vgg import VGGFeatures, min_input_side
@@ -55,6 +55,7 @@ MIN_SCALE_SIDE = 64  # coarser scales than this teach the optimizer little
 # A coarsest scale started from the photo that ends above this share of its first loss is stuck
 # (seen: 1% down in 30 steps where photo pairs fall 100x); it is redone from white noise.
 STALLED_AT = 0.5
+STALL_EVIDENCE = 2 * CHECK_EVERY
 
 
 @dataclass
@@ -502,8 +503,12 @@ def _synthesize(
 
 
 def _stalled(optimization: OptimizationResult) -> bool:
-    """True when a scale ended above STALLED_AT of the loss it started with."""
-    if not optimization.history or optimization.stop_reason not in ("iterations", "converged"):
+    """True when a scale of at least STALL_EVIDENCE iterations ended above STALLED_AT of the loss
+    it started with. Fewer steps say nothing: from the photo L-BFGS may climb for a while first.
+    """
+    if optimization.iterations < STALL_EVIDENCE:
+        return False
+    if optimization.stop_reason not in ("iterations", "converged"):
         return False
     return float(optimization.loss.total) > STALLED_AT * optimization.history[0]["total"]
 
