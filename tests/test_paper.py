@@ -129,6 +129,19 @@ def test_a_second_run_keeps_finished_images_and_redoes_the_rest(capsys, images, 
     assert code == 0 and "kept " not in err
 
 
+def test_a_kept_fig2_run_still_plots_its_loss_curves(capsys, images, tmp_path) -> None:
+    command = ["paper", "fig2", "--images", images, "-o", tmp_path, "--size", "32",
+               "--iterations", "3"]  # fmt: skip
+    assert run(capsys, *command)[0] == 0
+    (tmp_path / "fig2.png").unlink()
+    code, _, err = run(capsys, *command)
+    assert code == 0 and "kept " in err, err
+    assert Image.open(tmp_path / "fig2.png").width > 300
+    (record_path,) = (tmp_path / "fig2").glob("*.png.json")
+    history = json.loads(record_path.read_text())["history"]
+    assert [h["iteration"] for h in history] == [1, 2, 3]
+
+
 def test_fig4_runs_grid_with_increasing_ratio_and_layers() -> None:
     figure = paper.FIGURES["fig4"]
     assert figure.columns == (1e-5, 1e-4, 1e-3, 1e-2)  # mostly painting -> mostly photo
