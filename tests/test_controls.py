@@ -382,7 +382,9 @@ def test_cli_animation_has_a_frame_every_n_iterations_and_a_plot(capsys, plain, 
                     "--animation", gif, "--frame-every", "2", "--plot", plot)  # fmt: skip
     assert code == 0, err
     frames = iio.imread(gif, index=None)
-    assert frames.shape[:3] == (3, 43, 64)  # iterations 2 and 4, then the final image (5)
+    # iterations 2 and 4, then the result, unless that is iteration 4's image (the best seen at
+    # the end can be the image from before the last step; a GIF keeps no repeated frame)
+    assert frames.shape[0] in (2, 3) and frames.shape[1:3] == (43, 64)
     with Image.open(out) as image:  # GIF frames have 256 colors: close, not equal
         final = np.asarray(image).astype(int)
         assert np.abs(frames[-1] - final).mean() < 0.5 * np.abs(frames[0] - final).mean()

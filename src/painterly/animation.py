@@ -46,22 +46,27 @@ class AnimationRecorder:
         self.every = every
         self.fps = fps
         self.frames: list[Image.Image] = []
-        self.last_iteration = 0
 
     def __call__(self, progress: Progress) -> None:
         if progress.iteration % self.every == 0:
             self.frames.append(progress.picture())
-            self.last_iteration = progress.iteration
 
     def save(self, result: object) -> int:
         """Write the animation, ending on `result` (a `Result` or the final image); frames."""
         final = result if isinstance(result, Image.Image) else result.image  # type: ignore[attr-defined]
-        iterations = getattr(result, "record", {}).get("iterations")
-        if not self.frames or iterations != self.last_iteration:
+        # The result may be the best image seen rather than the last: end on it unless the last
+        # frame already is it.
+        if not self.frames or not _same_pixels(self.frames[-1], final):
             self.frames.append(final)
         arrays = [np.asarray(resize_to(frame.convert("RGB"), final.size)) for frame in self.frames]
         write_animation(arrays, self.path, fps=self.fps)
         return len(arrays)
+
+
+def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
+    return a.size == b.size and np.array_equal(
+        np.asarray(a.convert("RGB")), np.asarray(b.convert("RGB"))
+    )
 
 
 def write_animation(frames: list[np.ndarray], path: pathlib.Path, *, fps: float = 10.0) -> None:
