@@ -135,20 +135,21 @@ def optimize(
     # A step evaluates the loss where it starts, then moves: history[-1] is the loss of the image
     # from before the last step, so that is the one kept as the best seen at a check.
     evaluated = image.detach().clone()
-    before = torch.empty_like(evaluated) if bounds is not None else evaluated
+    projected_lbfgs = bounds is not None and optimizer == "lbfgs"
+    before = torch.empty_like(evaluated) if projected_lbfgs else evaluated
     best_image, best = image.detach().clone(), float("inf")
     try:
         for done in range(1, iterations + 1):
             check = done % CHECK_EVERY == 0 or done == iterations
             if check:
                 evaluated.copy_(image.detach())
-            if bounds is not None and optimizer == "lbfgs":
+            if projected_lbfgs:
                 before.copy_(image.detach())
             solver.step(closure)
             if bounds is not None:
                 with torch.no_grad():
                     torch.maximum(torch.minimum(image, bounds[1]), bounds[0], out=image)
-                    if optimizer == "lbfgs":
+                    if projected_lbfgs:
                         _record_projected_step(solver, image, before)
             terms = last[0]
             pending.append(torch.stack([terms.total, terms.content, terms.style,
