@@ -12,6 +12,7 @@ image sizes differ); `ours_ratio` maps it, with the one constant `PAPER_TO_OURS`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -667,10 +668,22 @@ def _run_key(run: Run, settings: Settings, found: Found) -> dict:
     inputs = {key: hashlib.sha256(found.paths[key].read_bytes()).hexdigest() for key in run.inputs}
     key = {
         "painterly": package_versions()["painterly"],
+        "code": _code_digest(),
         "options": asdict(options),
         "inputs": inputs,
     }
     return json.loads(json.dumps(key))  # as it will read back from the record
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A digest of painterly's own source: a change of code within a version redoes the images."""
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for source in sorted(package.rglob("*.py")):
+        digest.update(source.relative_to(package).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
 
 
 def _kept(path: Path, key: dict) -> Rendered | None:
