@@ -83,10 +83,12 @@ def test_objective_with_one_term_switched_off() -> None:
     assert terms.style.item() == 0 and terms.total.item() == pytest.approx(terms.content.item())
 
 
-def test_gram_backward_is_autograds() -> None:
-    """gram_matrix's one-matmul backward gives the gradient autograd gets from F F^T."""
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_gram_backward_is_autograds(layout: torch.memory_format) -> None:
+    """gram_matrix's one-matmul backward gives the gradient autograd gets from F F^T, in both
+    layouts (a channels_last map is read as positions x channels, without a copy)."""
     torch.manual_seed(0)
-    features = torch.randn(1, 6, 5, 7, dtype=torch.float64)
+    features = torch.randn(1, 6, 5, 7, dtype=torch.float64).contiguous(memory_format=layout)
     weights = torch.randn(6, 6, dtype=torch.float64)  # a non-symmetric upstream gradient
     ours = features.clone().requires_grad_(True)
     (gram_matrix(ours) * weights).sum().backward()
@@ -94,4 +96,5 @@ def test_gram_backward_is_autograds() -> None:
     flat = plain.reshape(6, -1)
     ((flat @ flat.T) * weights).sum().backward()
     torch.testing.assert_close(ours.grad, plain.grad)
+    assert ours.grad.is_contiguous(memory_format=layout)
     assert torch.autograd.gradcheck(gram_matrix, (features.clone().requires_grad_(True),))

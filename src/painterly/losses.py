@@ -20,25 +20,47 @@ from dataclasses import dataclass, field
 import torch
 
 
+def _positions_first(features: torch.Tensor) -> bool:
+    """True for a channels_last map, whose memory is an M x N matrix (positions x channels)."""
+    return (
+        features.dim() == 4
+        and features.is_contiguous(memory_format=torch.channels_last)
+        and not features.is_contiguous()
+    )
+
+
 class _Gram(torch.autograd.Function):
     """F F^T with a backward of one matmul, (dG + dG^T) F, where autograd would do two and add
-    them: the Gram matmuls are the largest cost of an iteration beyond the network itself."""
+    them: the Gram matmuls are the largest cost of an iteration beyond the network itself.
+
+    A channels_last map is used as it lies in memory (M x N, G = F'^T F'), so neither pass
+    copies it into N x M first.
+    """
 
     @staticmethod
-    def forward(ctx, flat: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(flat)
+    def forward(ctx, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(features)
+        if _positions_first(features):
+            rows = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+            return rows.T @ rows
+        flat = features.reshape(features.shape[-3], -1)
         return flat @ flat.T
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        (flat,) = ctx.saved_tensors
-        return (grad + grad.T) @ flat
+        (features,) = ctx.saved_tensors
+        symmetric = grad + grad.T
+        if _positions_first(features):
+            batch, channels, height, width = features.shape
+            rows = features.permute(0, 2, 3, 1).reshape(-1, channels)
+            return (rows @ symmetric).view(batch, height, width, channels).permute(0, 3, 1, 2)
+        flat = features.reshape(features.shape[-3], -1)
+        return (symmetric @ flat).view_as(features)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     """G = F F^T for a (1, N, H, W) or (N, H, W) feature map, as one (N, N) matmul."""
-    flat = features.reshape(features.shape[-3], -1)
-    return _Gram.apply(flat)
+    return _Gram.apply(features)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -14,6 +14,12 @@ from .vgg import VGGFeatures, deepest_layer
 from .weights import WEIGHTS_ENV_VAR, InputConvention, VGGWeights, load_weights
 
 
+#: Where the network runs channels_last: cuDNN's and oneDNN's fast layout (on the 2-core CPU, a
+#: bare forward+backward took 0.93x / 0.86x / 0.79x the time at 256 / 512 / 1024 px). MPS keeps
+#: the default layout: unmeasured.
+CHANNELS_LAST_DEVICES = ("cpu", "cuda")
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """'auto' picks CUDA, then Apple MPS, then the CPU; asking for an absent one is an error."""
     cuda = torch.cuda.is_available()
@@ -53,6 +59,6 @@ def build_network(
     loaded = _weights(path, normalize)
     network = VGGFeatures(loaded.convs, pooling=pooling, last_layer=deepest_layer(layers))
     network = network.to(device=device)
-    if torch.device(device).type == "cuda":
+    if torch.device(device).type in CHANNELS_LAST_DEVICES:
         network = network.use_memory_format(torch.channels_last)
     return network, loaded.convention, loaded.source
