@@ -13,7 +13,6 @@ from .normalization import normalized
 from .vgg import VGGFeatures, deepest_layer
 from .weights import WEIGHTS_ENV_VAR, InputConvention, VGGWeights, load_weights
 
-
 #: Where the network runs channels_last: cuDNN's and oneDNN's fast layout (on the 2-core CPU, a
 #: bare forward+backward took 0.93x / 0.86x / 0.79x the time at 256 / 512 / 1024 px). MPS keeps
 #: the default layout: unmeasured.
