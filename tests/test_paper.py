@@ -129,6 +129,14 @@ def test_a_second_run_keeps_finished_images_and_redoes_the_rest(capsys, images, 
     assert code == 0 and "kept " not in err
 
 
+def test_the_reuse_key_follows_the_code_that_computes_images() -> None:
+    # Only a change to code on the image path redoes hours of renders, not one to the sheets.
+    package = Path(paper.__file__).parent
+    used = paper._modules_used_by("api", package)
+    assert {"api", "losses", "optimize", "network", "vgg", "weights", "images"} <= used
+    assert not {"cli", "paper", "plot", "batch", "animation"} & used
+
+
 def test_a_kept_fig2_run_still_plots_its_loss_curves(capsys, images, tmp_path) -> None:
     command = ["paper", "fig2", "--images", images, "-o", tmp_path, "--size", "32",
                "--iterations", "3"]  # fmt: skip

@@ -12,6 +12,7 @@ image sizes differ); `ours_ratio` maps it, with the one constant `PAPER_TO_OURS`
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import io
@@ -677,13 +678,33 @@ def _run_key(run: Run, settings: Settings, found: Found) -> dict:
 
 @functools.cache
 def _code_digest() -> str:
-    """A digest of painterly's own source: a change of code within a version redoes the images."""
+    """A digest of the source that computes the images (`api` and the painterly modules it
+    imports, transitively): a change there within a version redoes the images; a change to the
+    sheets, the CLI or the web app keeps them (renders at 512 px take hours)."""
     package = Path(__file__).resolve().parent
     digest = hashlib.sha256()
-    for source in sorted(package.rglob("*.py")):
-        digest.update(source.relative_to(package).as_posix().encode())
-        digest.update(source.read_bytes())
+    for name in sorted(_modules_used_by("api", package)):
+        digest.update(name.encode())
+        digest.update((package / f"{name}.py").read_bytes())
     return digest.hexdigest()
+
+
+def _modules_used_by(module: str, package: Path) -> set[str]:
+    """`module` and the package's modules it imports (`from .x import ...`), transitively."""
+    found: set[str] = set()
+    waiting = [module]
+    while waiting:
+        name = waiting.pop()
+        if name in found:
+            continue
+        found.add(name)
+        tree = ast.parse((package / f"{name}.py").read_text(encoding="utf-8"))
+        waiting += [
+            node.module.split(".")[0]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module
+        ]
+    return found
 
 
 def _kept(path: Path, key: dict) -> Rendered | None:
