@@ -231,3 +231,30 @@ def test_gradient_matches_finite_differences(weights) -> None:
             f_minus = objective(network(x_minus, objective.layers)).total
         numeric = float((f_plus - f_minus) / (2 * step))
         assert float(x.grad[0, c, i, j]) == pytest.approx(numeric, rel=1e-4, abs=1e-9)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_style_gradient_added_in_place_is_autograds(weights, layout) -> None:
+    """Style layers that feed the next layer get their gradient added into that layer's, in
+    place (see losses._StyleLayerLoss): the same pixel gradient as plain autograd, in both
+    layouts, also for a layer that is a content layer too."""
+    network = VGGFeatures(weights.convs, last_layer="conv5_1").use_memory_format(layout)
+    content, style = CAFFE.to_network(_image(48, seed=1)), CAFFE.to_network(_image(48, seed=2))
+    with torch.no_grad():
+        objective = Objective(
+            ContentTarget(network(content, ["conv4_2", "conv3_1"])),
+            StyleTarget.from_features(network(style, PAPER_STYLE)),
+            alpha=1e-6,
+        )
+    start = CAFFE.to_network(_image(48, seed=3))
+    gradients = []
+    for plain in (False, True):
+        x = start.clone().requires_grad_(True)
+        features = network(x, objective.layers)
+        assert features.feeding == set(objective.layers) - {"conv5_1"}
+        if plain:
+            features = dict(features)  # no `feeding`: autograd's own Gram backward
+        objective(features).total.backward()
+        gradients.append(x.grad)
+    in_place, plain = gradients
+    torch.testing.assert_close(in_place, plain, rtol=1e-4, atol=1e-6 * float(plain.abs().max()))

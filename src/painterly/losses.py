@@ -29,6 +29,14 @@ def _positions_first(features: torch.Tensor) -> bool:
     )
 
 
+def _gram(features: torch.Tensor) -> torch.Tensor:
+    if _positions_first(features):
+        rows = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
+        return rows.T @ rows
+    flat = features.reshape(features.shape[-3], -1)
+    return flat @ flat.T
+
+
 class _Gram(torch.autograd.Function):
     """F F^T with a backward of one matmul, (dG + dG^T) F, where autograd would do two and add
     them: the Gram matmuls are the largest cost of an iteration beyond the network itself.
@@ -40,11 +48,7 @@ class _Gram(torch.autograd.Function):
     @staticmethod
     def forward(ctx, features: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         ctx.save_for_backward(features)
-        if _positions_first(features):
-            rows = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-            return rows.T @ rows
-        flat = features.reshape(features.shape[-3], -1)
-        return flat @ flat.T
+        return _gram(features)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -76,6 +80,55 @@ def style_layer_loss(
     positions = features.shape[-2] * features.shape[-1]
     gram_per_position = gram_matrix(features) / positions
     return (gram_per_position - target_gram_per_position).pow(2).sum() / (4 * channels**2)
+
+
+class _StyleLayerLoss(torch.autograd.Function):
+    """E_l of a map that also feeds the next layer, its gradient added where that layer's lands.
+
+    dE_l/dF = (G/M - A) F / (N^2 M). Autograd would make it a new map-sized tensor and then add
+    it to the gradient from the next layer; here the backward only keeps the N x N factor, and a
+    hook on the map adds factor x F into the next layer's gradient in place, one matmul with no
+    new map. (At 1024 px one fresh-plus-add costs more than the Gram matmuls themselves.) The
+    hook runs after this backward: autograd finishes every use of a map, this one included,
+    before it moves past the map.
+    """
+
+    @staticmethod
+    def forward(ctx, features, target, factors: list):  # type: ignore[override]
+        channels = features.shape[-3]
+        positions = features.shape[-2] * features.shape[-1]
+        difference = _gram(features).div_(positions).sub_(target)
+        ctx.difference, ctx.factors = difference, factors
+        ctx.scale = channels * channels * positions
+        return difference.pow(2).sum() / (4 * channels**2)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        ctx.factors.append(ctx.difference * (grad / ctx.scale))
+        return None, None, None
+
+
+def _style_loss_into_gradient(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """`style_layer_loss` for a map that feeds the next layer (see `_StyleLayerLoss`)."""
+    factors: list[torch.Tensor] = []
+    maps = features.detach()
+
+    def add_style_gradient(grad: torch.Tensor) -> torch.Tensor:
+        for factor in factors:
+            if _positions_first(maps) and _positions_first(grad):
+                channels = maps.shape[1]
+                rows = grad.permute(0, 2, 3, 1).view(-1, channels)
+                rows.addmm_(maps.permute(0, 2, 3, 1).view(-1, channels), factor)
+            elif maps.is_contiguous() and grad.is_contiguous():
+                flat = grad.view(maps.shape[-3], -1)
+                flat.addmm_(factor, maps.reshape(maps.shape[-3], -1))
+            else:
+                grad = grad + (factor @ maps.reshape(maps.shape[-3], -1)).view_as(grad)
+        factors.clear()
+        return grad
+
+    features.register_hook(add_style_gradient)
+    return _StyleLayerLoss.apply(features, target, factors)
 
 
 def guided_gram(features: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
@@ -134,8 +187,18 @@ class StyleTarget:
         return tuple(self.grams)
 
     def layer_losses(self, features: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """E_l for each style layer (unweighted)."""
-        return {name: style_layer_loss(features[name], gram) for name, gram in self.grams.items()}
+        """E_l for each style layer (unweighted).
+
+        For maps that fed the next layer of the forward that made them (`FeatureMaps.feeding`),
+        the gradient goes straight into that layer's (`_StyleLayerLoss`).
+        """
+        feeding = getattr(features, "feeding", frozenset()) if torch.is_grad_enabled() else ()
+        return {
+            name: _style_loss_into_gradient(features[name], gram)
+            if name in feeding and features[name].requires_grad
+            else style_layer_loss(features[name], gram)
+            for name, gram in self.grams.items()
+        }
 
     @classmethod
     def blend(cls, targets: Sequence[StyleTarget], weights: Sequence[float]) -> StyleTarget:

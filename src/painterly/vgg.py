@@ -63,6 +63,16 @@ def min_input_side(layers: Collection[str]) -> int:
     return 2 ** sum(1 for n in upto if n.startswith("pool"))
 
 
+class FeatureMaps(dict):
+    """The maps one forward returns, by layer name. `feeding` names those that also fed the next
+    layer of that forward (all but the deepest): their gradient has a source besides the losses,
+    which `losses` adds the style gradient into, in place."""
+
+    def __init__(self, maps: Mapping[str, torch.Tensor], feeding: Collection[str]) -> None:
+        super().__init__(maps)
+        self.feeding = frozenset(feeding)
+
+
 class VGGFeatures(nn.Module):
     """VGG-19 up to `last_layer`, returning the activations of the layers a caller names.
 
@@ -115,7 +125,7 @@ class VGGFeatures(nn.Module):
     def last_layer(self) -> str:
         return self.layer_names[-1]
 
-    def forward(self, image: torch.Tensor, layers: Collection[str]) -> dict[str, torch.Tensor]:
+    def forward(self, image: torch.Tensor, layers: Collection[str]) -> FeatureMaps:
         wanted = set(layers)
         missing = wanted - set(self.layer_names)
         if missing:
@@ -127,4 +137,4 @@ class VGGFeatures(nn.Module):
             x = self.layers[name](x)
             if name in wanted:
                 features[name] = x
-        return features
+        return FeatureMaps(features, feeding=wanted - {self.layer_names[stop]})
