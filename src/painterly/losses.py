@@ -30,6 +30,7 @@ def _positions_first(features: torch.Tensor) -> bool:
 
 
 def _gram(features: torch.Tensor) -> torch.Tensor:
+    """F F^T of a map in either layout, without autograd."""
     if _positions_first(features):
         rows = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
         return rows.T @ rows
@@ -94,7 +95,9 @@ class _StyleLayerLoss(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, features, target, factors: list):  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        ctx, features: torch.Tensor, target: torch.Tensor, factors: list[torch.Tensor]
+    ) -> torch.Tensor:
         channels = features.shape[-3]
         positions = features.shape[-2] * features.shape[-1]
         difference = _gram(features).div_(positions).sub_(target)
@@ -103,7 +106,7 @@ class _StyleLayerLoss(torch.autograd.Function):
         return difference.pow(2).sum() / (4 * channels**2)
 
     @staticmethod
-    def backward(ctx, grad):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, None, None]:  # type: ignore[override]
         ctx.factors.append(ctx.difference * (grad / ctx.scale))
         return None, None, None
 
