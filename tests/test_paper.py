@@ -223,8 +223,8 @@ def test_unwritable_outdir_exit_2(capsys, images, tmp_path) -> None:
 def test_ratio_mapping_is_one_constant_scaled_by_pixels() -> None:
     assert paper.ours_ratio(1e-3, 512) == pytest.approx(1e-3 * paper.PAPER_TO_OURS)
     assert paper.ours_ratio(1e-3, 256) == pytest.approx(4 * paper.ours_ratio(1e-3, 512))
-    assert paper.ratio_label(1e-3, 512) == "α/β paper 1e-3 = ours 3e-8"
-    assert paper.ratio_label(1e-4, 128) == "α/β paper 1e-4 = ours 4.8e-8"
+    assert paper.ratio_label(1e-3, 512) == "α/β paper 1e-3 = ours 1e-8"
+    assert paper.ratio_label(1e-4, 128) == "α/β paper 1e-4 = ours 1.6e-8"
 
 
 def test_paper_settings_do_not_come_from_option_defaults() -> None:
