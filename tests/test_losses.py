@@ -98,3 +98,28 @@ def test_gram_backward_is_autograds(layout: torch.memory_format) -> None:
     torch.testing.assert_close(ours.grad, plain.grad)
     assert ours.grad.is_contiguous(memory_format=layout)
     assert torch.autograd.gradcheck(gram_matrix, (features.clone().requires_grad_(True),))
+
+
+LAYOUTS = (torch.contiguous_format, torch.channels_last)
+
+
+@pytest.mark.parametrize("map_layout", LAYOUTS)
+@pytest.mark.parametrize("next_layout", LAYOUTS)
+def test_style_gradient_added_into_the_next_layers_is_autograds(map_layout, next_layout) -> None:
+    """The in-place style gradient (losses._StyleLayerLoss) equals plain autograd's for every
+    pair of layouts of the map and of the gradient from the layer after it (a pair that differs
+    takes the out-of-place path), and for a target that is not symmetric."""
+    from painterly.losses import _style_loss_into_gradient
+
+    torch.manual_seed(0)
+    start = torch.rand(1, 6, 5, 7, dtype=torch.float64)
+    target = torch.rand(6, 6, dtype=torch.float64)
+    next_weights = torch.randn(1, 6, 5, 7, dtype=torch.float64)
+    gradients = []
+    for loss_of in (_style_loss_into_gradient, style_layer_loss):
+        leaf = start.clone().requires_grad_(True)
+        features = (leaf * 1).contiguous(memory_format=map_layout)
+        next_layer = (features.contiguous(memory_format=next_layout) * next_weights).sum()
+        (loss_of(features, target) + next_layer).backward()
+        gradients.append(leaf.grad)
+    torch.testing.assert_close(gradients[0], gradients[1])

@@ -29,13 +29,18 @@ def _positions_first(features: torch.Tensor) -> bool:
     )
 
 
+def _as_matrix(features: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The map as the matrix it is in memory, without a copy where its layout allows: M x N
+    (positions first, True) for channels_last, else N x M."""
+    if _positions_first(features):
+        return features.permute(0, 2, 3, 1).reshape(-1, features.shape[1]), True
+    return features.reshape(features.shape[-3], -1), False
+
+
 def _gram(features: torch.Tensor) -> torch.Tensor:
     """F F^T of a map in either layout, without autograd."""
-    if _positions_first(features):
-        rows = features.permute(0, 2, 3, 1).reshape(-1, features.shape[1])
-        return rows.T @ rows
-    flat = features.reshape(features.shape[-3], -1)
-    return flat @ flat.T
+    matrix, positions_first = _as_matrix(features)
+    return matrix.T @ matrix if positions_first else matrix @ matrix.T
 
 
 class _Gram(torch.autograd.Function):
@@ -55,12 +60,11 @@ class _Gram(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         (features,) = ctx.saved_tensors
         symmetric = grad + grad.T
-        if _positions_first(features):
+        matrix, positions_first = _as_matrix(features)
+        if positions_first:
             batch, channels, height, width = features.shape
-            rows = features.permute(0, 2, 3, 1).reshape(-1, channels)
-            return (rows @ symmetric).view(batch, height, width, channels).permute(0, 3, 1, 2)
-        flat = features.reshape(features.shape[-3], -1)
-        return (symmetric @ flat).view_as(features)
+            return (matrix @ symmetric).view(batch, height, width, channels).permute(0, 3, 1, 2)
+        return (symmetric @ matrix).view_as(features)
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -86,12 +90,12 @@ def style_layer_loss(
 class _StyleLayerLoss(torch.autograd.Function):
     """E_l of a map that also feeds the next layer, its gradient added where that layer's lands.
 
-    dE_l/dF = (G/M - A) F / (N^2 M). Autograd would make it a new map-sized tensor and then add
-    it to the gradient from the next layer; here the backward only keeps the N x N factor, and a
-    hook on the map adds factor x F into the next layer's gradient in place, one matmul with no
-    new map. (At 1024 px one fresh-plus-add costs more than the Gram matmuls themselves.) The
-    hook runs after this backward: autograd finishes every use of a map, this one included,
-    before it moves past the map.
+    dE_l/dF = D F / (N^2 M), D the symmetric part of G/M - A. Autograd would make it a new
+    map-sized tensor and then add it to the gradient from the next layer; here the backward only
+    keeps the N x N factor, and a hook on the map adds factor x F into the next layer's gradient
+    in place, one matmul with no new map. (At 1024 px one fresh-plus-add costs more than the Gram
+    matmuls themselves.) The hook runs after this backward: autograd finishes every use of a
+    map, this one included, before it moves past the map.
     """
 
     @staticmethod
@@ -107,26 +111,25 @@ class _StyleLayerLoss(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[None, None, None]:  # type: ignore[override]
-        ctx.factors.append(ctx.difference * (grad / ctx.scale))
+        difference = ctx.difference  # symmetric already for a Gram target
+        ctx.factors.append((difference + difference.T) * (grad / (2 * ctx.scale)))
         return None, None, None
 
 
 def _style_loss_into_gradient(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """`style_layer_loss` for a map that feeds the next layer (see `_StyleLayerLoss`)."""
     factors: list[torch.Tensor] = []
-    maps = features.detach()
+    maps, positions_first = _as_matrix(features.detach())
 
     def add_style_gradient(grad: torch.Tensor) -> torch.Tensor:
         for factor in factors:
-            if _positions_first(maps) and _positions_first(grad):
-                channels = maps.shape[1]
-                rows = grad.permute(0, 2, 3, 1).view(-1, channels)
-                rows.addmm_(maps.permute(0, 2, 3, 1).view(-1, channels), factor)
-            elif maps.is_contiguous() and grad.is_contiguous():
-                flat = grad.view(maps.shape[-3], -1)
-                flat.addmm_(factor, maps.reshape(maps.shape[-3], -1))
-            else:
-                grad = grad + (factor @ maps.reshape(maps.shape[-3], -1)).view_as(grad)
+            if positions_first and _positions_first(grad):
+                _as_matrix(grad)[0].addmm_(maps, factor)  # a view: adds into grad
+            elif not positions_first and grad.is_contiguous():
+                _as_matrix(grad)[0].addmm_(factor, maps)
+            else:  # layouts that differ: out of place
+                added = maps @ factor if positions_first else factor @ maps
+                grad = grad + (added.T if positions_first else added).reshape(grad.shape)
         factors.clear()
         return grad
 

@@ -39,12 +39,12 @@ from .record import package_versions
 #: Our alpha/beta = the paper's alpha/beta x PAPER_TO_OURS at REFERENCE_SIZE px (long side),
 #: found by eye against the paper's Figure 3 (B, C, D at its 1e-3) in renders at 512 px, 500
 #: steps from noise: at 1e-4 The Shipwreck and The Scream stayed mostly photo (The Starry
-#: Night less so), at 3e-5 The Shipwreck still did;
-#: at 1e-5 The Scream's sky takes its orange bands over readable houses and The Shipwreck its
-#: dark water and light. (At 256 px 3e-5 already looked right: with the same balance of the
-#: losses, a smaller image shows the network's fixed-size strokes larger.) The content term
-#: sums over positions and the style term does not, so at other sizes the equivalent ratio
-#: scales as 1/pixels (see `ours_ratio`). Refine it here, and only here.
+#: Night less so), at 3e-5 The Shipwreck still did; at 1e-5 The Scream's sky takes its orange
+#: bands over readable houses and The Shipwreck its dark water and light. (At 256 px 3e-5
+#: already looked right: with the same balance of the losses, a smaller image shows the
+#: network's fixed-size strokes larger.) The content term sums over positions and the style
+#: term does not, so at other sizes the equivalent ratio scales as 1/pixels (see
+#: `ours_ratio`). Refine it here, and only here.
 PAPER_TO_OURS = 1e-5
 REFERENCE_SIZE = 512
 PAPER_SIZE = 512  # default --size of `painterly paper`
