@@ -129,6 +129,27 @@ def test_a_second_run_keeps_finished_images_and_redoes_the_rest(capsys, images, 
     assert code == 0 and "kept " not in err
 
 
+def test_a_run_shared_by_figures_is_made_once(capsys, images, tmp_path) -> None:
+    # Tübingen + The Starry Night at the paper's 1e-3 from the first noise seed is in Figures
+    # 2, 3, 5 (conv4_2), 6 (noise #1) and 4 (all layers, 1e-3; The Starry Night stands in).
+    command = ["--images", images, "-o", tmp_path, "--size", "32", "--iterations", "2"]
+    assert run(capsys, "paper", "fig3", *command)[0] == 0
+    made = np.asarray(Image.open(tmp_path / "fig3" / "starry_night.png"))
+    shared = {"fig2": "transfer", "fig4": "upto_conv5_1_paper_1e-3", "fig5": "content_conv4_2",
+              "fig6": "noise_1"}  # fmt: skip
+    for name, stem in shared.items():
+        code, _, err = run(capsys, "paper", name, *command)
+        assert code == 0 and err.count("kept") == 1, err
+        assert "the same run as fig3/starry_night.png" in err
+        assert np.array_equal(np.asarray(Image.open(tmp_path / name / f"{stem}.png")), made)
+        record = json.loads((tmp_path / name / f"{stem}.png.json").read_text())
+        assert record["paper"]["figure"] == name and record["paper"]["run"] == stem
+        assert record["paper"]["copied_from"] == "fig3/starry_night.png"
+    # The copies are finished images of their own figure: a second run keeps them in place.
+    code, _, err = run(capsys, "paper", "fig2", *command)
+    assert code == 0 and "kept transfer.png from an earlier run" in err, err
+
+
 def test_the_reuse_key_follows_the_code_that_computes_images() -> None:
     # Only a change to code on the image path redoes hours of renders, not one to the sheets.
     package = Path(paper.__file__).parent

@@ -564,6 +564,7 @@ def render_figure(
     folder = outdir / figure.name
     folder.mkdir(exist_ok=True)
     todo = [run for run in figure.runs if run.name not in found.skipped]
+    finished = {} if settings.fresh else _finished_images(outdir)
     results: dict[str, Rendered] = {}
     records: list[dict] = []
     written: list[Path] = []
@@ -571,20 +572,26 @@ def render_figure(
         tag = f"{figure.name} {index}/{len(todo)}"
         path = folder / f"{run.name}.png"
         key = _run_key(run, settings, found)
-        rendered = None if settings.fresh else _kept(path, key)
+        info = {**_run_info(figure, run, settings, found), "key": key}
+        # Its own earlier image, else the same image made for another figure (Figures 2, 3, 4,
+        # 5 and 6 share runs: the same photo, painting and settings).
+        source = path if path in finished.get(_key_text(key), ()) else None
+        source = source or next(iter(finished.get(_key_text(key), ())), None)
+        rendered = None if source is None else _kept(source, key)
         if rendered is None:
             result = _run_one(run, sources, settings, tag if progress else None)
-            info = {**_run_info(figure, run, settings, found), "key": key}
             rendered = Rendered(result.image, {**result.record, "paper": info}, result.history)
-            save_image(rendered.image, path)
-            write_text_atomic(
-                json.dumps({**rendered.record, "history": rendered.history}, indent=2) + "\n",
-                path.with_name(path.name + ".json"),
-            )
+            _save_rendered(rendered, path)
             say(f"{tag} {run.label.strip()}: {rendered.seconds:.1f} s")
-        else:
+        elif source == path:
             say(f"{tag} {run.label.strip()}: kept {path.name} from an earlier run of these "
                 "settings (--fresh renders it again)")  # fmt: skip
+        else:
+            shared = source.relative_to(outdir).as_posix()
+            rendered.record = {**rendered.record, "paper": {**info, "copied_from": shared}}
+            _save_rendered(rendered, path)
+            say(f"{tag} {run.label.strip()}: kept, the same run as {shared} (same inputs and "
+                "settings; --fresh renders it again)")  # fmt: skip
         results[run.name] = rendered
         written.append(path)
         records.append(
@@ -669,16 +676,52 @@ def _run_one(
 
 
 def _run_key(run: Run, settings: Settings, found: Found) -> dict:
-    """What an image depends on: an image on disk with the same key is reused, not redone."""
+    """What an image depends on: an image on disk with the same key is reused, not redone.
+
+    Inputs are named by their role (content, style) and file digest, not by the figure's names
+    for them, so the same run in two figures has one key.
+    """
     options = _run_options(run, settings)
-    inputs = {key: hashlib.sha256(found.paths[key].read_bytes()).hexdigest() for key in run.inputs}
+    roles = {"content": run.content, "style": run.style}
+    inputs = {
+        role: hashlib.sha256(found.paths[key].read_bytes()).hexdigest()
+        for role, key in roles.items()
+        if key is not None
+    }
     key = {
         "painterly": package_versions()["painterly"],
         "code": _code_digest(),
+        "kind": run.kind,
         "options": asdict(options),
         "inputs": inputs,
     }
     return json.loads(json.dumps(key))  # as it will read back from the record
+
+
+def _key_text(key: dict) -> str:
+    return json.dumps(key, sort_keys=True)
+
+
+def _finished_images(outdir: Path) -> dict[str, list[Path]]:
+    """The images under `outdir`'s figure folders by the text of their key, to reuse; those
+    made by a run come before copies of them, so a copy names the image it was made as."""
+    found: dict[str, list[tuple[bool, Path]]] = {}
+    for record_path in sorted(outdir.glob("fig*/*.png.json")):
+        try:
+            info = json.loads(record_path.read_text())["paper"]
+            key = _key_text(info["key"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        found.setdefault(key, []).append(("copied_from" in info, record_path.with_suffix("")))
+    return {key: [path for _, path in sorted(paths)] for key, paths in found.items()}
+
+
+def _save_rendered(rendered: Rendered, path: Path) -> None:
+    save_image(rendered.image, path)
+    write_text_atomic(
+        json.dumps({**rendered.record, "history": rendered.history}, indent=2) + "\n",
+        path.with_name(path.name + ".json"),
+    )
 
 
 @functools.cache
