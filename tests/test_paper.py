@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image
 
 from painterly import paper
@@ -169,6 +170,25 @@ def test_a_kept_fig2_run_still_plots_its_loss_curves(capsys, images, tmp_path) -
     (record_path,) = (tmp_path / "fig2").glob("*.png.json")
     history = json.loads(record_path.read_text())["history"]
     assert [h["iteration"] for h in history] == [1, 2, 3]
+
+
+def test_fig2_titles_fit_on_the_page(images) -> None:
+    # At 512 px the settings line (with "Runs took N s") is wider than the page unless wrapped.
+    figure = paper.FIGURES["fig2"]
+    found = paper.check_figures(["fig2"], images)["fig2"].load()
+    history = [{"iteration": i, "total": 1.0 / i, "content": 1e8 / i, "style": 0.5 / i}
+               for i in range(1, 501)]  # fmt: skip
+    record = {"alpha": 1e-8, "beta": 1.0}
+    results = {"transfer": paper.Rendered(found.images["photo"], record, history)}
+    plot = paper._loss_plot(figure, found, found.images, results, paper.Settings(), 12345.6)
+    canvas = FigureCanvasAgg(plot)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    page = plot.bbox
+    texts = [plot._suptitle] + [ax.title for ax in plot.axes]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert page.x0 <= box.x0 and box.x1 <= page.x1, text.get_text()
 
 
 def test_fig4_runs_grid_with_increasing_ratio_and_layers() -> None:

@@ -20,10 +20,12 @@ import json
 import os
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -32,6 +34,9 @@ from .errors import InputError
 from .images import open_image, resize_long_side, save_image, write_text_atomic
 from .options import PAPER_CONTENT_LAYER, PAPER_STYLE_LAYERS, Options
 from .record import package_versions
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as PlotFigure
 
 # ---------------------------------------------------------------------------------------------
 # the paper's settings
@@ -611,7 +616,12 @@ def render_figure(
     run_seconds = sum(rendered.seconds for rendered in results.values())
     sheet = outdir / f"{figure.name}.png"
     if figure.plot_losses:
-        _loss_sheet(figure, found, sources, results, settings, run_seconds, sheet)
+        plot = _loss_plot(figure, found, sources, results, settings, run_seconds)
+        buffer = io.BytesIO()
+        plot.savefig(buffer, format="png")
+        buffer.seek(0)
+        with Image.open(buffer) as image:
+            save_image(image.convert("RGB"), sheet)  # atomic, like every other output
     else:
         save_image(_tile_sheet(figure, found, sources, results, settings, run_seconds), sheet)
     seconds = time.perf_counter() - started
@@ -953,15 +963,14 @@ def _tile_sheet(
     return sheet
 
 
-def _loss_sheet(
+def _loss_plot(
     figure: Figure,
     found: Found,
     sources: Mapping[str, Image.Image],
     results: Mapping[str, Rendered],
     settings: Settings,
     seconds: float,
-    path: Path,
-) -> None:
+) -> PlotFigure:
     """Figure 2: the inputs, the result and its loss curves (log scale) on one matplotlib page."""
     from matplotlib.figure import Figure as PlotFigure  # no pyplot: no GUI backend, no state
 
@@ -994,9 +1003,6 @@ def _loss_sheet(
     ax.set_title("losses per iteration, from white noise")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    plot.suptitle(f"{figure.title}\n{_settings_line(figure, settings, seconds)}", fontsize=11)
-    buffer = io.BytesIO()
-    plot.savefig(buffer, format="png")
-    buffer.seek(0)
-    with Image.open(buffer) as image:
-        save_image(image.convert("RGB"), path)  # atomic, like every other output
+    settings_line = textwrap.fill(_settings_line(figure, settings, seconds), 150)
+    plot.suptitle(f"{figure.title}\n{settings_line}", fontsize=11)
+    return plot
