@@ -580,8 +580,8 @@ def render_figure(
         info = {**_run_info(figure, run, settings, found), "key": key}
         # Its own earlier image, else the same image made for another figure (Figures 2, 3, 4,
         # 5 and 6 share runs: the same photo, painting and settings).
-        source = path if path in finished.get(_key_text(key), ()) else None
-        source = source or next(iter(finished.get(_key_text(key), ())), None)
+        candidates = finished.get(_key_text(key), [])
+        source = path if path in candidates else next(iter(candidates), None)
         rendered = None if source is None else _kept(source, key)
         if rendered is None:
             result = _run_one(run, sources, settings, tag if progress else None)
@@ -708,18 +708,25 @@ def _run_key(run: Run, settings: Settings, found: Found) -> dict:
     return json.loads(json.dumps(key))  # as it will read back from the record
 
 
+FINISHED = ("iterations", "converged")  # stop reasons of an image that is done
+
+
 def _key_text(key: dict) -> str:
     return json.dumps(key, sort_keys=True)
 
 
 def _finished_images(outdir: Path) -> dict[str, list[Path]]:
-    """The images under `outdir`'s figure folders by the text of their key, to reuse; those
-    made by a run come before copies of them, so a copy names the image it was made as."""
+    """The finished images under `outdir`'s figure folders by the text of their key, to reuse
+    (an interrupted one is never picked over a finished one); those made by a run come before
+    copies of them, so a copy names the image it was made as."""
     found: dict[str, list[tuple[bool, Path]]] = {}
     for record_path in sorted(outdir.glob("fig*/*.png.json")):
         try:
-            info = json.loads(record_path.read_text())["paper"]
+            record = json.loads(record_path.read_text())
+            info = record["paper"]
             key = _key_text(info["key"])
+            if record["stop_reason"] not in FINISHED:
+                continue
         except (OSError, ValueError, KeyError, TypeError):
             continue
         found.setdefault(key, []).append(("copied_from" in info, record_path.with_suffix("")))
@@ -770,10 +777,7 @@ def _kept(path: Path, key: dict) -> Rendered | None:
     record_path = path.with_name(path.name + ".json")
     try:
         record = json.loads(record_path.read_text())
-        if record["paper"]["key"] != key or record["stop_reason"] not in (
-            "iterations",
-            "converged",
-        ):
+        if record["paper"]["key"] != key or record["stop_reason"] not in FINISHED:
             return None
         with Image.open(path) as image:
             image.load()
