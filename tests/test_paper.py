@@ -151,6 +151,24 @@ def test_a_run_shared_by_figures_is_made_once(capsys, images, tmp_path) -> None:
     assert code == 0 and "kept transfer.png from an earlier run" in err, err
 
 
+def test_an_image_another_process_finished_meanwhile_is_kept(capsys, images, tmp_path) -> None:
+    # Two processes can share one OUTDIR: Figure 6 picks up its noise #1 image (Figure 3's
+    # Starry Night) when Figure 3 finishes it after Figure 6 has started.
+    settings = paper.Settings(size=32, iterations=2)
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("fig6 1/6"):  # the other process, between fig6's images
+            paper.render_figures(["fig3"], images, tmp_path, settings)
+
+    paper.render_figures(["fig6"], images, tmp_path, settings, log=log)
+    (noise_1,) = [line for line in lines if line.startswith("fig6 3/6")]
+    assert "kept, the same run as fig3/starry_night.png" in noise_1, lines
+    made = np.asarray(Image.open(tmp_path / "fig3" / "starry_night.png"))
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "fig6" / "noise_1.png")), made)
+
+
 def test_the_reuse_key_follows_the_code_that_computes_images() -> None:
     # Only a change to code on the image path redoes hours of renders, not one to the sheets.
     package = Path(paper.__file__).parent

@@ -569,7 +569,6 @@ def render_figure(
     folder = outdir / figure.name
     folder.mkdir(exist_ok=True)
     todo = [run for run in figure.runs if run.name not in found.skipped]
-    finished = {} if settings.fresh else _finished_images(outdir)
     results: dict[str, Rendered] = {}
     records: list[dict] = []
     written: list[Path] = []
@@ -579,7 +578,9 @@ def render_figure(
         key = _run_key(run, settings, found)
         info = {**_run_info(figure, run, settings, found), "key": key}
         # Its own earlier image, else the same image made for another figure (Figures 2, 3, 4,
-        # 5 and 6 share runs: the same photo, painting and settings).
+        # 5 and 6 share runs: the same photo, painting and settings). Looked up before each run,
+        # so an image that another process rendering into this OUTDIR finished meanwhile counts.
+        finished = {} if settings.fresh else _finished_images(outdir)
         candidates = finished.get(_key_text(key), [])
         source = path if path in candidates else next(iter(candidates), None)
         rendered = None if source is None else _kept(source, key)
