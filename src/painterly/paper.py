@@ -577,13 +577,7 @@ def render_figure(
         path = folder / f"{run.name}.png"
         key = _run_key(run, settings, found)
         info = {**_run_info(figure, run, settings, found), "key": key}
-        # Its own earlier image, else the same image made for another figure (Figures 2, 3, 4,
-        # 5 and 6 share runs: the same photo, painting and settings). Looked up before each run,
-        # so an image that another process rendering into this OUTDIR finished meanwhile counts.
-        finished = {} if settings.fresh else _finished_images(outdir)
-        candidates = finished.get(_key_text(key), [])
-        source = path if path in candidates else next(iter(candidates), None)
-        rendered = None if source is None else _kept(source, key)
+        rendered, source = (None, None) if settings.fresh else _reusable(path, key, outdir)
         if rendered is None:
             result = _run_one(run, sources, settings, tag if progress else None)
             rendered = Rendered(result.image, {**result.record, "paper": info}, result.history)
@@ -732,6 +726,21 @@ def _finished_images(outdir: Path) -> dict[str, list[Path]]:
             continue
         found.setdefault(key, []).append(("copied_from" in info, record_path.with_suffix("")))
     return {key: [path for _, path in sorted(paths)] for key, paths in found.items()}
+
+
+def _reusable(path: Path, key: dict, outdir: Path) -> tuple[Rendered | None, Path | None]:
+    """Its own finished image, else the same image finished for another figure (Figures 2, 3,
+    4, 5 and 6 share runs: the same photo, painting and settings), with where it was found.
+
+    Looked up before each run, so an image that another process rendering into this OUTDIR
+    finished meanwhile counts; the OUTDIR's records are read only when its own image is not kept.
+    """
+    own = _kept(path, key)
+    if own is not None:
+        return own, path
+    candidates = _finished_images(outdir).get(_key_text(key), [])
+    source = next((found for found in candidates if found != path), None)
+    return (None, None) if source is None else (_kept(source, key), source)
 
 
 def _save_rendered(rendered: Rendered, path: Path) -> None:
