@@ -41,12 +41,13 @@ from .images import (
     resize_long_side,
     resize_to,
 )
-from .losses import ContentTarget, Objective, StyleTarget, equal_weights
+from .losses import ContentTarget, GuidedStyleTarget, Objective, StyleTarget, equal_weights
 from .memory import available_bytes, estimate_peak_bytes, largest_fitting_size
 from .network import build_network, configure_device, resolve_device
 from .optimize import CHECK_EVERY, OptimizationResult, Progress, ProgressCallback, optimize
 from .options import Options, normalized_blend
 from .record import package_versions
+from .strength import alpha_for_strength
 from .vgg import VGGFeatures, min_input_side
 from .weights import InputConvention
 
@@ -337,8 +338,44 @@ def _synthesize(
 
     network, convention, weights_source = _network(options, layers, device)
     sides = scale_sides(options.size, options.scales)
+    ready_targets: dict[int, tuple] = {}
+
+    def targets_at(side: int) -> tuple:
+        """The scale's size, content target, content as the network sees it, style target and
+        the map of regions that keep the content (once per side: the full size comes first, for
+        the balance)."""
+        if side not in ready_targets:
+            scaled = resize_long_side(shape_source, side)
+            check_min_size(scaled, min_side, role=f"output at scale {side} px")
+            content_target = style_target = content_rgb = maps = keep = None
+            if seen_content is not None:
+                with torch.no_grad():
+                    content_rgb = _to_network(image_to_tensor(resize_to(seen_content,
+                                              scaled.size)), convention, device)  # fmt: skip
+                    content_target = ContentTarget(network(content_rgb, [options.content_layer]))
+            if styles:
+                targets = [
+                    ready.targets[side]
+                    if ready is not None
+                    else _style_target(options, style, side, network, convention, device)
+                    for ready, style in zip(prepared, seen_styles, strict=True)
+                ]
+                if layout is not None:
+                    maps = region_maps(layout, scaled.size).to(device)
+                    keep = keep_map(layout, maps)
+                style_target = combined_style_target(targets, blend, layout, maps)
+            ready_targets[side] = (scaled, content_target, content_rgb, style_target, keep)
+        return ready_targets[side]
+
+    balance: dict[str, float] = {}
     if content is not None and styles:
-        alpha, beta = options.ratio, 1.0
+        if options.ratio is not None:
+            alpha = options.ratio
+        else:
+            _, content_target, content_rgb, style_target, _ = targets_at(sides[-1])
+            balance = _photo_balance(network, content_rgb, content_target, style_target)
+            alpha = alpha_for_strength(options.strength, **balance)
+        beta = 1.0
     else:
         alpha = beta = 1.0
     tv_unit = tuple(s / convention.scale for s in convention.std)
@@ -357,27 +394,8 @@ def _synthesize(
     iterations_before = 0
     optimization_started = time.perf_counter()
     for index, side in enumerate(sides):
-        scaled = resize_long_side(shape_source, side)
-        check_min_size(scaled, min_side, role=f"output at scale {side} px")
-        content_target = style_target = None
-        content_rgb = None
-        if seen_content is not None:
-            with torch.no_grad():
-                content_rgb = _to_network(image_to_tensor(resize_to(seen_content, scaled.size)),
-                                          convention, device)  # fmt: skip
-                content_target = ContentTarget(network(content_rgb, [options.content_layer]))
-        maps = keep = None
-        if styles:
-            targets = [
-                ready.targets[side]
-                if ready is not None
-                else _style_target(options, style, side, network, convention, device)
-                for ready, style in zip(prepared, seen_styles, strict=True)
-            ]
-            if layout is not None:
-                maps = region_maps(layout, scaled.size).to(device)
-                keep = keep_map(layout, maps)
-            style_target = combined_style_target(targets, blend, layout, maps)
+        scaled, content_target, content_rgb, style_target, keep = targets_at(side)
+        del ready_targets[side]  # a scale's targets are not needed after it
         # The content term sums over positions while E_l is per position: scaling alpha by the
         # ratio of positions keeps every scale's balance that of the full-size objective.
         positions = scaled.width * scaled.height
@@ -484,6 +502,7 @@ def _synthesize(
         "stop_reason": stop_reason,
         "alpha": alpha,
         "beta": beta,
+        **({"balance": balance} if balance else {}),
         "final_loss": final["loss"],
         "scales": stages,
         "restarts": restarts,
@@ -502,6 +521,21 @@ def _synthesize(
         else:
             record["mask_regions"] = layout.describe(names)
     return Result(result_image, record, optimization, history)
+
+
+def _photo_balance(
+    network: VGGFeatures,
+    content_rgb: torch.Tensor,
+    content_target: ContentTarget,
+    style_target: StyleTarget | GuidedStyleTarget,
+) -> dict[str, float]:
+    """The pair's own units (strength.py): the photo's content energy and its own style loss."""
+    with torch.no_grad():
+        features = network(content_rgb, style_target.layers)
+        photo_style_loss = float(Objective(None, style_target)(features).style)
+    content_energy = sum(0.5 * float(p.double().pow(2).sum())
+                         for p in content_target.features.values())  # fmt: skip
+    return {"content_energy": content_energy, "photo_style_loss": photo_style_loss}
 
 
 def _stalled(optimization: OptimizationResult) -> bool:

@@ -47,7 +47,11 @@ HELP = {
     "single scale)",
     "tolerance": "stop a scale once the loss improves by less than this fraction over 10 "
     "iterations (0: run every iteration)",
-    "ratio": "alpha/beta, content vs style weight in the paper's units (smaller: more style)",
+    "strength": "how painted, from 0 (nearly the photo) to 10 (nearly the painting's texture); "
+    "each step doubles the style's weight, and a strength looks alike for every photo, painting "
+    "and size",
+    "ratio": "alpha/beta in the paper's units, for experts: overrides --strength (smaller: more "
+    "style; its look depends on the photo, the painting and the size)",
     "content_layer": "layer whose responses the content loss matches",
     "style_layers": "comma-separated layers whose Gram matrices the style loss matches",
     "init": f"start image: {', '.join(INITS)} or an image file (auto: the content image for a "
@@ -73,8 +77,8 @@ HELP = {
 CONTROLS = {"style_blend", "mask", "mask_map", "preserve_color"}
 # Which option each subcommand takes (all take the rest of the shared ones).
 NOT_FOR = {
-    "texture": {"ratio", "content_layer"} | CONTROLS,
-    "reconstruct": {"ratio", "style_layers", "style_scale"} | CONTROLS,
+    "texture": {"strength", "ratio", "content_layer"} | CONTROLS,
+    "reconstruct": {"strength", "ratio", "style_layers", "style_scale"} | CONTROLS,
     "demo": {"style_blend", "mask", "mask_map"},
     "batch": CONTROLS,
     "grid": {"style_blend", "mask", "mask_map"},
@@ -127,7 +131,7 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
             raise AssertionError(f"unhandled boolean option {f.name}")
         elif isinstance(default, int) or f.name == "seed":
             kind = int
-        elif isinstance(default, float):
+        elif isinstance(default, float) or f.name == "ratio":
             kind = float
         shown = ",".join(default) if isinstance(default, tuple) else default
         if f.name == "style_blend":

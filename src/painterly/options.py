@@ -15,6 +15,7 @@ from PIL import Image
 
 from .controls import parse_mask_map
 from .errors import InputError
+from .strength import DEFAULT_STRENGTH, MAX_STRENGTH
 from .vgg import LAYER_NAMES, check_layer
 
 PAPER_STYLE_LAYERS: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
@@ -37,7 +38,9 @@ class Options:
     iterations: int = 20  # at full size; each coarser scale may take twice its finer one's
     scales: int = 3  # 128, 256, 512 px at --size 512
     tolerance: float = 0.01
-    ratio: float = 2e-8  # at 512 px this looks like the paper's Figure 3 (README: the ratio)
+    # how painted a transfer is, 0-10, the same for every pair and size (strength.py says how)
+    strength: float = DEFAULT_STRENGTH
+    ratio: float | None = None  # the paper's alpha/beta itself, for experts: overrides strength
     content_layer: str = PAPER_CONTENT_LAYER
     style_layers: tuple[str, ...] = PAPER_STYLE_LAYERS
     init: str = "auto"  # the content image for a transfer, white noise otherwise
@@ -74,7 +77,14 @@ class Options:
             isinstance(self.tolerance, (int, float)) and 0 <= self.tolerance < 1,
             f"--tolerance must be a number from 0 to 1, not {self.tolerance!r}",
         )
-        _check(_positive(self.ratio), f"--ratio must be a positive number, not {self.ratio!r}")
+        _check(
+            _number(self.strength) and 0 <= self.strength <= MAX_STRENGTH,
+            f"--strength must be a number from 0 to {MAX_STRENGTH:g}, not {self.strength!r}",
+        )
+        _check(
+            self.ratio is None or _positive(self.ratio),
+            f"--ratio must be a positive number, not {self.ratio!r}",
+        )
         _check(
             _positive(self.learning_rate),
             f"--learning-rate must be a positive number, not {self.learning_rate!r}",
