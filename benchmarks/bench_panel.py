@@ -95,6 +95,155 @@ def run_pastiche(pair: Pair, out: Path, size: int, steps: int) -> dict:
     return record
 
 
+LAYERS = ("conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+OBJECTIVES = {  # name: (normalized, pooling)
+    "normalized": (True, "avg"),  # the paper's network: what painterly optimizes
+    "unnormalized": (False, "max"),  # the original VGG-19 as trained: what pastiche optimizes
+}
+
+
+def paired_losses(output: Image.Image, photo: Image.Image, painting: Image.Image, size: int):
+    """{objective: (content loss, style loss)} of `output`, by the paper's definitions, with the
+    photo and painting resized as the runs resized them and the output resized to `size`."""
+    from painterly.images import image_to_tensor, resize_long_side, resize_to
+    from painterly.losses import ContentTarget, Objective, StyleTarget, equal_weights
+    from painterly.network import build_network
+
+    output = resize_long_side(output, size)
+    content = resize_to(photo, output.size)
+    style = resize_long_side(painting, size)
+    losses = {}
+    for name, (normalize, pooling) in OBJECTIVES.items():
+        network, convention, _ = build_network(LAYERS, normalize=normalize, pooling=pooling)
+
+        def features(image: Image.Image, layers, network=network, convention=convention):
+            return network(convention.to_network(image_to_tensor(image)), layers)
+
+        with torch.no_grad():
+            content_target = ContentTarget({"conv4_2": features(content, ["conv4_2"])["conv4_2"]})
+            style_layers = LAYERS[1:]
+            style_target = StyleTarget.from_features(
+                features(style, style_layers), equal_weights(style_layers)
+            )
+            terms = Objective(content_target, style_target)(features(output, LAYERS))
+        losses[name] = (float(terms.content), float(terms.style))
+    return losses
+
+
+def run_ours(pair: Pair, out: Path, size: int, strength: float | None) -> dict:
+    """painterly with its defaults (strength None) or at `strength`; kept in --out and reused."""
+    from painterly import run_transfer
+
+    label = "default" if strength is None else f"s{strength:g}"
+    record_path = out / f"{pair.tag}-ours-{label}.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())
+    values = {} if strength is None else {"strength": strength}
+    started = time.perf_counter()
+    result = run_transfer(
+        photo_path(pair.photo, out), SHARED / pair.painting, size=size, seed=0, **values
+    )
+    seconds = time.perf_counter() - started
+    result.image.save(out / f"{pair.tag}-ours-{label}.png")
+    record = {"seconds": seconds, "alpha": result.record["alpha"], "strength": strength,
+              "threads": torch.get_num_threads()}  # fmt: skip
+    record_path.write_text(json.dumps(record))
+    return record
+
+
+def judged(pair: Pair, out: Path, name: str, size: int) -> dict:
+    """The losses of one output on both objectives (cached next to it)."""
+    from painterly.images import open_image
+
+    cache = out / f"{pair.tag}-{name}.losses.json"
+    if cache.is_file():
+        return json.loads(cache.read_text())
+    losses = paired_losses(
+        open_image(out / f"{pair.tag}-{name}.png"),
+        open_image(photo_path(pair.photo, out)),
+        open_image(SHARED / pair.painting),
+        size,
+    )
+    cache.write_text(json.dumps(losses))
+    return losses
+
+
+def report(pairs: list[Pair], out: Path, size: int, strengths: list[float]) -> None:
+    """The Markdown table: per pair, pastiche and ours (defaults), both objectives."""
+    print(f"\n### Panel at {size} px: pastiche (400 steps) vs painterly (defaults)\n")
+    print(
+        "| pair | kind | tool | wall time (s) | content (norm.) | style (norm.) | "
+        "content (unnorm.) | style (unnorm.) | time vs pastiche | at or below on all four |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for pair in pairs:
+        peer = json.loads((out / f"{pair.tag}-pastiche.json").read_text())
+        ours = json.loads((out / f"{pair.tag}-ours-default.json").read_text())
+        peer_losses = judged(pair, out, "pastiche", size)
+        ours_losses = judged(pair, out, "ours-default", size)
+        cells = {}
+        for tool, losses in (("pastiche", peer_losses), ("painterly", ours_losses)):
+            cells[tool] = " | ".join(f"{losses[o][k]:.3g}" for o in OBJECTIVES for k in (0, 1))
+        below = all(ours_losses[o][k] <= peer_losses[o][k] for o in OBJECTIVES for k in (0, 1))
+        print(
+            f"| {pair.tag} | {pair.kind} | pastiche | {peer['seconds']:.0f} | "
+            f"{cells['pastiche']} | 1 | |"
+        )
+        print(f"| {pair.tag} | {pair.kind} | painterly | {ours['seconds']:.0f} | "
+              f"{cells['painterly']} | 1/{peer['seconds'] / ours['seconds']:.1f} | "
+              f"{'yes' if below else 'NO'} |", flush=True)  # fmt: skip
+    plot_curves(pairs, out, size, strengths)
+    contact_sheet(pairs, out)
+
+
+def plot_curves(pairs: list[Pair], out: Path, size: int, strengths: list[float]) -> None:
+    """Each pair's trade-off curve (ours at each strength) against pastiche's point."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(len(pairs), 2, figsize=(9, 3.2 * len(pairs)), squeeze=False)
+    for row, pair in zip(axes, pairs, strict=True):
+        ours = {s: judged(pair, out, f"ours-s{s:g}", size) for s in strengths}
+        default = judged(pair, out, "ours-default", size)
+        peer = judged(pair, out, "pastiche", size)
+        for ax, objective in zip(row, OBJECTIVES, strict=True):
+            curve = [ours[s][objective] for s in strengths]
+            ax.plot(*zip(*curve, strict=True), "o-", label="painterly")
+            for s in strengths:
+                ax.annotate(f"{s:g}", ours[s][objective], fontsize=7)
+            ax.plot(*default[objective], "s", color="C0", label="painterly default")
+            ax.plot(*peer[objective], "*", color="C3", markersize=12, label="pastiche")
+            ax.set(xscale="log", yscale="log", xlabel="content loss", ylabel="style loss",
+                   title=f"{pair.tag} ({objective})")  # fmt: skip
+            ax.title.set_fontsize(9)
+        row[0].legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(out / "panel.png", dpi=80)
+    print(f"\nTrade-off curves: {out / 'panel.png'}")
+
+
+def contact_sheet(pairs: list[Pair], out: Path, cell: int = 512) -> None:
+    """photo | pastiche | ours (defaults), one row per pair, at full size (to zoom in)."""
+    from painterly.images import open_image, resize_long_side
+
+    rows = []
+    for pair in pairs:
+        names = [photo_path(pair.photo, out), out / f"{pair.tag}-pastiche.png",
+                 out / f"{pair.tag}-ours-default.png"]  # fmt: skip
+        rows.append([resize_long_side(open_image(n), cell) for n in names])
+    height = sum(max(im.height for im in row) for row in rows)
+    sheet = Image.new("RGB", (3 * cell, height), "white")
+    y = 0
+    for row in rows:
+        for column, image in enumerate(row):
+            sheet.paste(image, (column * cell, y))
+        y += max(im.height for im in row)
+    sheet.save(out / "sheet.png")
+    print(f"Contact sheet (photo | pastiche | painterly): {out / 'sheet.png'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--phase", choices=("pastiche", "ours", "all"), default="all")
@@ -103,6 +252,7 @@ def main() -> None:
     parser.add_argument("--pastiche-steps", type=int, default=400)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--pairs", help="comma-separated tags to run (default: the whole panel)")
+    parser.add_argument("--strengths", default="3,4,5,6,7", help="ours at these strengths too")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -112,6 +262,14 @@ def main() -> None:
         for pair in pairs:
             record = run_pastiche(pair, out, args.size, args.pastiche_steps)
             print(f"pastiche {pair.tag}: {record['seconds']:.0f} s", flush=True)
+    strengths = [float(s) for s in args.strengths.split(",") if s]
+    if args.phase in ("ours", "all"):
+        for pair in pairs:
+            for strength in (None, *strengths):
+                record = run_ours(pair, out, args.size, strength)
+                print(f"painterly {pair.tag} strength {strength}: {record['seconds']:.0f} s")
+        done = [p for p in pairs if (out / f"{p.tag}-pastiche.json").is_file()]
+        report(done, out, args.size, strengths)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ def test_transfer_writes_image_and_record(capsys, content_path, style_path, tmp_
     assert image.size == (64, 43) and image.mode == "RGB"  # content is 96x64
     record = json.loads((tmp_path / "out.png.json").read_text())
     assert record["command"] == "transfer" and record["iterations"] == 4
-    assert record["options"]["seed"] == 7 and record["options"]["ratio"] > 0
+    assert record["options"]["seed"] == 7 and record["options"]["strength"] == 5
+    assert record["options"]["ratio"] is None and record["alpha"] > 0  # alpha from strength
     assert record["options"]["init"] == "content"  # what the default "auto" chose
     assert set(record["final_loss"]["style_layers"]) == {
         "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"
