@@ -226,3 +226,86 @@ def test_non_images_are_refused_with_a_message(page, tmp_path: Path) -> None:
     page.set_input_files("#content-input", write_png(tmp_path / "ok.png", 40, 30, 7))
     expect(page.locator("#content-picked .chip")).to_have_count(1)
     expect(page.locator("#content-error")).to_be_empty()
+
+
+def test_strength_advanced_ratio_and_a_blend_of_two_paintings(page, tmp_path: Path) -> None:
+    expect = sync_api.expect
+    defaults = Options()
+    expect(page.locator("#strength")).to_have_value(f"{defaults.strength:g}")
+    expect(page.locator("#strength-value")).to_have_text(f"{defaults.strength:g}")
+    expect(page.locator("#ratio")).to_be_hidden()  # under Advanced, closed
+
+    page.set_input_files("#content-input", write_png(tmp_path / "photo.png", 96, 64, 0))
+    page.set_input_files(
+        "#style-input",
+        [write_png(tmp_path / "a.png", 64, 64, 90), write_png(tmp_path / "b.png", 64, 48, 170)],
+    )
+    expect(page.locator("#style-picked .chip")).to_have_count(2)
+    expect(page.locator("#start")).to_have_text("Paint 2 runs")
+    page.check("input[name='several'][value='blend']")
+    expect(page.locator("#start")).to_have_text("Paint")
+    weights = page.locator("#blend-weights input")
+    expect(weights).to_have_count(2)
+    expect(weights.first).to_have_value("1")
+    weights.first.fill("3")
+
+    # The slider moves in steps of 0.5 and shows its value.
+    page.focus("#strength")
+    for _ in range(5):
+        page.keyboard.press("ArrowRight")
+    expect(page.locator("#strength-value")).to_have_text(f"{defaults.strength + 2.5:g}")
+
+    # Advanced: an empty ratio means the strength decides; a ratio typed there overrides it.
+    page.click("#advanced summary")
+    expect(page.locator("#ratio")).to_be_visible()
+    expect(page.locator("#ratio")).to_have_value("")
+    page.fill("#ratio", "1e-3")
+    expect(page.locator("#strength-value")).to_contain_text("overrides")
+    page.fill("#ratio", "")
+    expect(page.locator("#strength-value")).to_have_text(f"{defaults.strength + 2.5:g}")
+
+    # A value the core refuses is shown as the core's message, and nothing starts.
+    runs = page.locator("#run-list .run")
+    runs_before = runs.count()  # the server is shared with the tests before this one
+    page.select_option("#preserve-color", "luminance")
+    page.fill("#size", "64")
+    page.fill("#iterations", "2")
+    page.fill("#style-scale", "0")
+    page.click("#start")
+    expect(page.locator("#start-error")).to_have_text(
+        "style scale must be a number above 0 and at most 4, not 0"
+    )
+    expect(runs).to_have_count(runs_before)
+    page.fill("#style-scale", "2")
+    page.click("#start")
+    expect(page.locator("#start-error")).to_be_empty()
+
+    expect(runs).to_have_count(runs_before + 1)  # one run for both paintings
+    run = runs.first
+    expect(run.locator(".title")).to_have_text("photo.png × a.png + b.png")
+    expect(run.locator(".style-thumb")).to_have_count(2)
+    expect(run.locator(".settings")).to_have_text(
+        f"strength {defaults.strength + 2.5:g} · blend 75% / 25% · 64 px · 2 iterations · "
+        "from auto · photo's colors (luminance) · style scale 2"
+    )
+    expect(run).to_have_attribute("data-state", "done", timeout=RUN_TIMEOUT_MS)
+    with page.expect_download() as download:
+        run.locator(".download-record").click()
+    record = json.loads(Path(download.value.path()).read_text())
+    assert record["style_blend"] == [0.75, 0.25]
+    options = record["options"]
+    assert (options["strength"], options["ratio"]) == (defaults.strength + 2.5, None)
+    assert (options["preserve_color"], options["style_scale"]) == ("luminance", 2)
+    if os.environ.get("PAINTERLY_SCREENSHOTS"):
+        folder = Path(os.environ["PAINTERLY_SCREENSHOTS"])
+        folder.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(folder / "web-blend-done.png"), full_page=True)
+
+    # With a ratio, the summary shows the ratio, not the strength it overrode.
+    page.fill("#ratio", "1e-3")
+    page.fill("#iterations", "1")
+    page.click("#start")
+    expect(runs).to_have_count(runs_before + 2)
+    second = runs.first
+    expect(second.locator(".settings")).to_contain_text("ratio 0.001 (not strength)")
+    expect(second).to_have_attribute("data-state", "done", timeout=RUN_TIMEOUT_MS)

@@ -28,7 +28,8 @@ pytest.importorskip("httpx2", reason="httpx2 (for Starlette's TestClient) is not
 
 from starlette.testclient import TestClient
 
-from painterly.options import Options
+from painterly.options import MAX_STYLE_SCALE, PRESERVE_COLOR, Options
+from painterly.strength import MAX_STRENGTH
 from painterly.web import create_app
 from painterly.web.app import STATIC
 
@@ -119,10 +120,18 @@ def test_defaults_come_from_options(client: TestClient) -> None:
     defaults = Options()
     assert config["defaults"] == {
         "size": defaults.size,
-        "ratio": defaults.ratio,
+        "strength": defaults.strength,
+        "ratio": None,  # empty box: the strength decides
         "iterations": defaults.iterations,
         "init": defaults.init,
+        "preserve_color": defaults.preserve_color,
+        "style_scale": defaults.style_scale,
+        "tv_weight": defaults.tv_weight,
+        "style_blend": None,
     }
+    assert config["preserve_color"] == list(PRESERVE_COLOR)
+    assert config["limits"]["max_strength"] == MAX_STRENGTH
+    assert config["limits"]["max_style_scale"] == MAX_STYLE_SCALE
     assert config["limits"]["max_upload_bytes"] > 0
 
 
@@ -238,6 +247,119 @@ def test_bad_run_requests_say_what_is_wrong(client: TestClient) -> None:
     assert client.get("/api/runs/nope").status_code == 404
     assert client.post("/api/runs/nope/cancel").status_code == 404
     assert client.get("/api/runs/nope/result.png").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"strength": 11}, "strength must be a number from 0 to 10, not 11"),
+        ({"strength": -0.5}, "strength must be a number from 0 to 10"),
+        ({"strength": "strong"}, "strength must be a number from 0 to 10, not 'strong'"),
+        ({"ratio": 0}, "ratio must be a positive number, not 0"),
+        ({"tv_weight": -1}, "tv weight must be a number of 0 or more, not -1"),
+        ({"style_scale": 0}, "style scale must be a number above 0 and at most 4, not 0"),
+        ({"style_scale": 5}, "style scale must be a number above 0 and at most 4, not 5"),
+        ({"preserve_color": "sepia"}, "preserve color must be one of none, luminance, histogram"),
+    ],
+)
+def test_bad_creative_options_say_which_and_why(
+    client: TestClient, options: dict, message: str
+) -> None:
+    image = upload_id(client, 64, 64)
+    response = start(client, image, [image], **FAST, **options)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(message)
+    assert client.get("/api/runs").json()["runs"] == []  # nothing was queued
+
+
+def test_bad_blend_requests_say_what_is_wrong(client: TestClient) -> None:
+    image = upload_id(client, 64, 64)
+
+    def error(blend: object, **options: object) -> str:
+        body = {"content": image, "styles": [image, image], "blend": blend, "options": options}
+        response = client.post("/api/runs", json=body)
+        assert response.status_code == 400
+        return response.json()["error"]
+
+    assert error(True, style_blend=[1, 2, 3]) == "style blend has 3 weights but 2 styles were given"
+    assert error(True, style_blend=[0, 0]) == "style blend weights must not all be 0"
+    assert error(True, style_blend=[1, -1]).startswith("style blend weights must not be negative")
+    assert error(True, style_blend=["a", 1]).startswith("style blend must be a list of numbers")
+    assert error(False, style_blend=[1, 1]).startswith("style blend weights need blend: true")
+    assert error("yes").startswith("blend must be true")
+
+
+def finished_record(client: TestClient, response) -> dict:
+    assert response.status_code == 201, response.text
+    (run,) = response.json()["runs"]
+    run = wait_for(client, run["id"], ("done", "failed"))
+    assert run["state"] == "done", run["error"]
+    return json.loads(client.get(f"/api/runs/{run['id']}/record.json").content)
+
+
+def test_strength_reaches_the_run_and_a_ratio_overrides_it(client: TestClient) -> None:
+    photo = upload_id(client, 64, 64, "photo.png")
+    painting = client.post(
+        "/api/images",
+        params={"role": "style", "name": "p.png"},
+        content=png_bytes(64, 64, (9, 200, 90)),
+    ).json()["id"]
+    tiny = {"size": 64, "iterations": 2}
+    records = {
+        strength: finished_record(
+            client, start(client, photo, [painting], strength=strength, **tiny)
+        )
+        for strength in (2.5, 7.5)
+    }
+    for strength, record in records.items():
+        assert record["options"]["strength"] == strength and record["options"]["ratio"] is None
+    # More strength: less weight on the photo (the same pair, so alpha is comparable).
+    assert (
+        records[7.5]["alpha"] / records[7.5]["beta"] < records[2.5]["alpha"] / records[2.5]["beta"]
+    )
+
+    response = start(client, photo, [painting], strength=7.5, ratio=3e-4, **tiny)
+    shown = response.json()["runs"][0]["options"]
+    assert (shown["strength"], shown["ratio"]) == (7.5, 3e-4)
+    record = finished_record(client, response)
+    assert record["alpha"] / record["beta"] == pytest.approx(3e-4)
+
+
+def test_two_paintings_blended_make_one_run(client: TestClient) -> None:
+    photo = upload_id(client, 64, 64, "photo.png")
+    first, second = upload_id(client, 64, 64, "a.png"), upload_id(client, 48, 64, "b.png")
+    body = {
+        "content": photo,
+        "styles": [first, second],
+        "blend": True,
+        "options": {
+            **FAST,
+            "style_blend": [3, 1],
+            "preserve_color": "luminance",
+            "tv_weight": 1e-4,
+        },
+    }
+    response = client.post("/api/runs", json=body)
+    assert response.status_code == 201, response.text
+    (run,) = response.json()["runs"]
+    assert [s["name"] for s in run["styles"]] == ["a.png", "b.png"]
+    assert run["options"]["style_blend"] == [0.75, 0.25]
+    record = finished_record(client, response)
+    assert record["style_blend"] == [0.75, 0.25]
+    assert record["options"]["preserve_color"] == "luminance"
+    assert record["options"]["tv_weight"] == 1e-4
+    assert len(client.get("/api/runs").json()["runs"]) == 1
+
+    # Without weights, a blend is equal; without blend, each painting gets its own run.
+    body["options"] = dict(FAST)
+    equal = finished_record(client, client.post("/api/runs", json=body))
+    assert equal["style_blend"] == [0.5, 0.5]
+    body["blend"] = False
+    runs = client.post("/api/runs", json=body).json()["runs"]
+    assert [len(run["styles"]) for run in runs] == [1, 1]
+    for run in runs:
+        assert run["options"]["style_blend"] is None
+        assert wait_for(client, run["id"], ("done", "failed"))["state"] == "done"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,15 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ..api import run_transfer
 from ..demo_images import demo_content, demo_style
 from ..errors import InputError
-from ..options import INITS, MAX_SIZE, Options
+from ..options import (
+    INITS,
+    MAX_SIZE,
+    MAX_STYLE_SCALE,
+    PRESERVE_COLOR,
+    Options,
+    normalized_blend,
+)
+from ..strength import MAX_STRENGTH
 from .jobs import QueueFull, Runner, RunQueue, plain
 from .uploads import (
     FORMATS_SHOWN,
@@ -44,7 +52,18 @@ STATIC = Path(__file__).parent / "static"
 #: so a web page elsewhere cannot reach this server through DNS rebinding.
 LOCAL_HOSTS: tuple[str, ...] = ("127.0.0.1", "localhost", "::1")
 #: The options the page may set. Others (weights, init from a file) would take a server path.
-WEB_OPTIONS: tuple[str, ...] = ("size", "ratio", "iterations", "init")
+#: `ratio` is the expert's alpha/beta: given, it overrides `strength`.
+WEB_OPTIONS: tuple[str, ...] = (
+    "size",
+    "strength",
+    "ratio",
+    "iterations",
+    "init",
+    "preserve_color",
+    "style_scale",
+    "tv_weight",
+    "style_blend",
+)
 MAX_STYLES = 8
 #: Header every state-changing request must carry: a cross-site form cannot send it, and a
 #: cross-site fetch that does needs a CORS preflight this server never grants.
@@ -109,7 +128,10 @@ def create_app(
             {
                 "defaults": {name: getattr(defaults, name) for name in WEB_OPTIONS},
                 "inits": list(INITS),
+                "preserve_color": list(PRESERVE_COLOR),
                 "limits": {
+                    "max_strength": MAX_STRENGTH,
+                    "max_style_scale": MAX_STYLE_SCALE,
                     "max_upload_bytes": max_upload_bytes,
                     "max_upload_pixels": max_upload_pixels,
                     "max_size": MAX_SIZE,
@@ -164,8 +186,8 @@ def create_app(
         except (ValueError, UnicodeDecodeError):
             return error("the request body is not JSON")
         try:
-            content, styles, options = _run_request(body, store.get)
-            jobs = queue.submit(content, styles, options)
+            content, styles, options, blend = _run_request(body, store.get)
+            jobs = queue.submit(content, styles, options, blend=blend)
         except QueueFull as exc:
             return error(str(exc), 429)
         except InputError as exc:
@@ -265,8 +287,12 @@ async def _read_limited(request: Request, limit: int, label: str) -> bytes:
 
 def _run_request(
     body: Any, lookup: Callable[[str], StoredImage | None]
-) -> tuple[StoredImage, list[StoredImage], Options]:
-    """Check a start request: known image ids, allowed options only, valid values."""
+) -> tuple[StoredImage, list[StoredImage], Options, bool]:
+    """Check a start request: known image ids, allowed options only, valid values.
+
+    `blend: true` paints one run of all the paintings blended (weights: `style_blend`, equal
+    when not given); otherwise each painting gets its own run.
+    """
     if not isinstance(body, dict):
         raise InputError("the request must be a JSON object")
     content_id, style_ids = body.get("content"), body.get("styles")
@@ -286,7 +312,19 @@ def _run_request(
         if style is None:
             raise InputError(gone.format("style"))
         styles.append(style)
-    values = body.get("options", {})
+    blend = body.get("blend", False)
+    if not isinstance(blend, bool):
+        raise InputError("blend must be true (one run of the paintings blended) or false")
+    options = _options(body.get("options", {}))
+    if options.style_blend is not None:
+        if not blend:
+            raise InputError("style blend weights need blend: true (one run of all paintings)")
+        normalized_blend(options.style_blend, len(styles))  # one weight per painting
+    return content, styles, options, blend
+
+
+def _options(values: object) -> Options:
+    """The page's options over the defaults, checked as the CLI checks them."""
     if not isinstance(values, dict):
         raise InputError("options must be a JSON object")
     unknown = sorted(set(values) - set(WEB_OPTIONS))
@@ -295,7 +333,14 @@ def _run_request(
     if "init" in values and values["init"] not in INITS:
         # Options also takes an image file path for init; from the page only the named starts.
         raise InputError(f"init must be one of {', '.join(INITS)}")
-    return content, styles, Options().with_values(**values).validated()
+    blend = values.get("style_blend")
+    if blend is not None and not (isinstance(blend, list) and all(_is_number(w) for w in blend)):
+        raise InputError("style blend must be a list of numbers, one weight per painting")
+    return Options().with_values(**values).validated()
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _attachment(filename: str) -> dict[str, str]:

@@ -1,5 +1,8 @@
 """The run queue: runs wait their turn and one worker thread computes them, one at a time.
 
+A run paints one photo in one painting, or in several paintings blended into one style (their
+Gram targets mixed by `Options.style_blend`, as `run_transfer` does for a list of styles).
+
 One at a time because a run already uses every core (and the GPU, if any); two at once would
 each take twice as long and need twice the memory. Runs go through `run_transfer`, the same API
 the CLI uses. The worker never dies with a run: whatever a run raises is shown on its card.
@@ -22,7 +25,7 @@ from ..api import Result, run_transfer
 from ..errors import InputError
 from ..images import tensor_to_image
 from ..optimize import Progress, ProgressCallback
-from ..options import Options
+from ..options import Options, normalized_blend
 from .uploads import StoredImage, encode
 
 log = logging.getLogger("painterly.web")
@@ -52,7 +55,7 @@ class Job:
 
     id: str
     content: StoredImage
-    style: StoredImage
+    styles: tuple[StoredImage, ...]  # more than one: blended into one style
     options: Options
     created: float = field(default_factory=time.time)
     state: str = QUEUED
@@ -87,13 +90,9 @@ class Job:
             "position": position,
             "cancelling": self.cancel_requested and self.state == RUNNING,
             "content": self.content.describe(),
-            "style": self.style.describe(),
-            "options": {
-                "size": self.options.size,
-                "ratio": self.options.ratio,
-                "iterations": self.options.iterations,
-                "init": self.options.init,
-            },
+            "style": self.styles[0].describe(),
+            "styles": [style.describe() for style in self.styles],
+            "options": self._shown_options(),
             "iteration": self.iteration,
             "iterations": self.iterations,
             "losses": self.losses,
@@ -106,6 +105,22 @@ class Job:
             "result_size": list(self.result_size) if self.result_size else None,
             "stop_reason": self.stop_reason,
             "error": self.error,
+        }
+
+    def _shown_options(self) -> dict[str, object]:
+        """The options the page's summary line shows; a blend's weights sum to 1."""
+        o = self.options
+        blend = normalized_blend(o.style_blend, len(self.styles)) if len(self.styles) > 1 else None
+        return {
+            "size": o.size,
+            "strength": o.strength,
+            "ratio": o.ratio,
+            "iterations": o.iterations,
+            "init": o.init,
+            "preserve_color": o.preserve_color,
+            "style_scale": o.style_scale,
+            "tv_weight": o.tv_weight,
+            "style_blend": None if blend is None else [round(w, 4) for w in blend],
         }
 
 
@@ -150,20 +165,22 @@ class RunQueue:
             self._thread.join(timeout)
 
     def submit(
-        self, content: StoredImage, styles: list[StoredImage], options: Options
+        self, content: StoredImage, styles: list[StoredImage], options: Options, blend: bool = False
     ) -> list[Job]:
-        """Queue one run per style image, all or none (a full queue refuses the whole batch)."""
+        """Queue one run per style image, or with `blend` one run of them all; all or none (a
+        full queue refuses the whole batch)."""
+        groups = [tuple(styles)] if blend else [(style,) for style in styles]
         with self._lock:
             if self._closing:
                 raise InputError("the server is shutting down")
-            if len(self._pending) + len(styles) > self.max_pending:
+            if len(self._pending) + len(groups) > self.max_pending:
                 raise QueueFull(
                     f"{len(self._pending)} runs are already waiting and the limit is "
                     f"{self.max_pending}; wait for some to finish or cancel some"
                 )
             jobs = []
-            for style in styles:
-                job = Job(secrets.token_hex(6), content, style, options)
+            for group in groups:
+                job = Job(secrets.token_hex(6), content, group, options)
                 job.iterations = options.iterations
                 self._jobs[job.id] = job
                 self._pending.append(job)
@@ -175,7 +192,7 @@ class RunQueue:
         """An input of a known run, for its thumbnail after the image store forgot it."""
         with self._lock:
             for job in self._jobs.values():
-                for image in (job.content, job.style):
+                for image in (job.content, *job.styles):
                     if image.id == image_id:
                         return image
         return None
@@ -247,8 +264,10 @@ class RunQueue:
     def _run(self, job: Job) -> None:
         """Compute one run; every outcome, a crash included, ends up on the job."""
         try:
+            images = [style.image for style in job.styles]
+            style = images[0] if len(images) == 1 else images
             result = self.runner(
-                job.content.image, job.style.image, job.options, callback=self._callback(job)
+                job.content.image, style, job.options, callback=self._callback(job)
             )
             png = encode(result.image, "PNG")
             preview = self._preview(result.image)

@@ -9,7 +9,8 @@ const SLOW_POLL_MS = 3000; // otherwise (another tab may start runs)
 const state = {
   config: null,
   content: null, // {id, name, width, height, thumb}
-  styles: [],
+  styles: [], // each also has .weight, its share in a blend (as typed)
+  blend: false, // several paintings: one blended run instead of one run each
   cards: new Map(), // run id -> {el, previewVersion, stateName}
   pollTimer: null,
   polling: false,
@@ -92,7 +93,28 @@ function renderPicked() {
   );
   $("#style-drop").classList.toggle("filled", state.styles.length > 0);
   const n = state.styles.length;
-  $("#start").textContent = n > 1 ? `Paint ${n} runs` : "Paint";
+  $("#several").hidden = n < 2;
+  const blend = state.blend && n > 1;
+  $("#blend-weights").hidden = !blend;
+  $("#blend-weights").replaceChildren(...(blend ? state.styles.map(weightRow) : []));
+  $("#start").textContent = n > 1 && !blend ? `Paint ${n} runs` : "Paint";
+}
+
+function weightRow(image) {
+  // One painting's share of the blend; the server normalizes the weights to sum to 1.
+  const label = document.createElement("label");
+  label.className = "weight";
+  const name = document.createElement("span");
+  name.textContent = image.name;
+  const input = document.createElement("input");
+  input.type = "number";
+  input.min = "0";
+  input.step = "any";
+  input.value = image.weight ?? "1";
+  input.setAttribute("aria-label", `weight of ${image.name} in the blend`);
+  input.addEventListener("input", () => { image.weight = input.value; });
+  label.append(name, input);
+  return label;
 }
 
 async function addFiles(files, role) {
@@ -165,13 +187,42 @@ async function useSample(role) {
 // ---------------------------------------------------------------------------------------------
 // starting runs
 
+function numberField(id, label) {
+  // An empty or unreadable box is sent as null, so the server names the field in its message.
+  const input = $(`#${id}`);
+  if (input.validity.badInput) throw new Error(`${label} must be a number`);
+  return input.value.trim() === "" ? null : Number(input.value);
+}
+
 function readOptions() {
-  return {
-    size: Number($("#size").value),
-    ratio: Number($("#ratio").value),
-    iterations: Number($("#iterations").value),
+  const options = {
+    size: numberField("size", "size"),
+    strength: Number($("#strength").value),
+    iterations: numberField("iterations", "iterations"),
     init: $("#init").value,
+    preserve_color: $("#preserve-color").value,
+    style_scale: numberField("style-scale", "style scale"),
+    tv_weight: numberField("tv-weight", "TV weight"),
   };
+  const ratio = numberField("ratio", "ratio");
+  if (ratio !== null) options.ratio = ratio; // empty: the strength decides
+  if (blending()) {
+    options.style_blend = state.styles.map((s) =>
+      (String(s.weight ?? "1").trim() === "" ? null : Number(s.weight ?? 1)));
+  }
+  return options;
+}
+
+function blending() {
+  return state.blend && state.styles.length > 1;
+}
+
+function showStrength() {
+  const overridden = $("#ratio").value.trim() !== "";
+  $("#strength-value").textContent = overridden
+    ? `${$("#strength").value} (the ratio under Advanced overrides it)`
+    : $("#strength").value;
+  $("#strength").closest(".field").classList.toggle("overridden", overridden);
 }
 
 async function start(event) {
@@ -188,6 +239,7 @@ async function start(event) {
       body: JSON.stringify({
         content: state.content.id,
         styles: state.styles.map((s) => s.id),
+        blend: blending(),
         options: readOptions(),
       }),
     });
@@ -242,14 +294,19 @@ function cardFor(run) {
   const el = $("#run-template").content.firstElementChild.cloneNode(true);
   el.dataset.id = run.id;
   $(".content-thumb", el).src = run.content.thumb;
-  $(".style-thumb", el).src = run.style.thumb;
+  const first = $(".style-thumb", el);
+  $(".style-thumbs", el).replaceChildren(...run.styles.map((style) => {
+    const img = first.cloneNode();
+    img.src = style.thumb;
+    img.title = style.name;
+    return img;
+  }));
   for (const img of el.querySelectorAll(".mini")) {
     img.addEventListener("error", () => { img.hidden = true; });
   }
-  $(".title", el).textContent = `${run.content.name} × ${run.style.name}`;
-  const o = run.options;
-  $(".settings", el).textContent =
-    `${o.size} px · ${o.iterations} iterations · ratio ${o.ratio} · from ${o.init}`;
+  $(".title", el).textContent =
+    `${run.content.name} × ${run.styles.map((s) => s.name).join(" + ")}`;
+  $(".settings", el).textContent = settingsLine(run.options);
   $(".cancel", el).addEventListener("click", async (event) => {
     event.target.disabled = true;
     try {
@@ -265,6 +322,19 @@ function cardFor(run) {
   card = { el, previewVersion: -1, result: null };
   state.cards.set(run.id, card);
   return card;
+}
+
+function settingsLine(o) {
+  // What this run was asked for: the balance (strength, or the ratio that overrode it) first.
+  const parts = [o.ratio === null ? `strength ${o.strength}` : `ratio ${o.ratio} (not strength)`];
+  if (o.style_blend) {
+    parts.push(`blend ${o.style_blend.map((w) => `${Math.round(100 * w)}%`).join(" / ")}`);
+  }
+  parts.push(`${o.size} px`, `${o.iterations} iterations`, `from ${o.init}`);
+  if (o.preserve_color !== "none") parts.push(`photo's colors (${o.preserve_color})`);
+  if (o.style_scale !== 1) parts.push(`style scale ${o.style_scale}`);
+  if (o.tv_weight) parts.push(`TV ${o.tv_weight}`);
+  return parts.join(" · ");
 }
 
 function updateCard(run) {
@@ -375,11 +445,26 @@ async function main() {
     return;
   }
   const d = state.config.defaults;
+  const limits = state.config.limits;
   $("#size").value = d.size;
-  $("#size").max = state.config.limits.max_size;
-  $("#ratio").value = d.ratio;
+  $("#size").max = limits.max_size;
+  $("#strength").max = limits.max_strength;
+  $("#strength").value = d.strength;
+  $("#ratio").value = d.ratio ?? "";
   $("#iterations").value = d.iterations;
   $("#init").value = d.init;
+  $("#preserve-color").value = d.preserve_color;
+  $("#style-scale").value = d.style_scale;
+  $("#style-scale").max = limits.max_style_scale;
+  $("#tv-weight").value = d.tv_weight;
+  for (const id of ["strength", "ratio"]) $(`#${id}`).addEventListener("input", showStrength);
+  showStrength();
+  for (const radio of document.querySelectorAll("input[name='several']")) {
+    radio.addEventListener("change", () => {
+      state.blend = radio.value === "blend" && radio.checked;
+      renderPicked();
+    });
+  }
   for (const role of ["content", "style"]) {
     setUpDrop(role);
     $(`#${role}-sample`).addEventListener("click", () => useSample(role));
