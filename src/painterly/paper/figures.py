@@ -23,7 +23,7 @@ class Input:
     """
 
     key: str
-    what: str  # for messages and the README: which work or photo, and whose
+    what: str  # for messages and docs/paper.md: which work or photo, and whose
     names: tuple[str, ...]
     stand_ins: tuple[str, ...] = ()
     short: str = ""  # a short name for tile captions
