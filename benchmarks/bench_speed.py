@@ -1,6 +1,6 @@
 """Speed benchmark: iteration overhead, time to quality against pastiche, memory and wall time.
 
-Prints Markdown tables (README's "Speed" section holds a copy with the machine it ran on).
+Prints Markdown tables (docs/benchmarks.md holds a copy with the date and machine it ran on).
 
     python benchmarks/bench_speed.py                    # everything (about 80 minutes on 2 cores)
     python benchmarks/bench_speed.py --part cost        # 1. iteration cost vs a bare pass

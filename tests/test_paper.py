@@ -17,6 +17,7 @@ from PIL import Image
 from painterly import paper
 from painterly.cli import main
 from painterly.options import PAPER_STYLE_LAYERS, Options
+from painterly.paper import cache
 
 FAST = ["--size", "32", "--iterations", "2", "--quiet"]
 # Every input of every figure but Kandinsky's Composition VII, as in ../shared/images: fig3
@@ -169,12 +170,23 @@ def test_an_image_another_process_finished_meanwhile_is_kept(capsys, images, tmp
     assert np.array_equal(np.asarray(Image.open(tmp_path / "fig6" / "noise_1.png")), made)
 
 
-def test_the_reuse_key_follows_the_code_that_computes_images() -> None:
-    # Only a change to code on the image path redoes hours of renders, not one to the sheets.
-    package = Path(paper.__file__).parent
-    used = paper._modules_used_by("api", package)
-    assert {"api", "losses", "optimize", "network", "vgg", "weights", "images"} <= used
-    assert not {"cli", "paper", "plot", "batch", "animation"} & used
+def test_a_new_render_version_redoes_the_images(capsys, images, tmp_path, monkeypatch) -> None:
+    # Bumping RENDER_VERSION (a change to the code that computes images) redoes hours of
+    # renders; the same version keeps them.
+    command = ["paper", "fig2", "--images", images, "-o", tmp_path, *FAST]
+    assert run(capsys, *command)[0] == 0
+    (record_path,) = (tmp_path / "fig2").glob("*.png.json")
+    key = json.loads(record_path.read_text())["paper"]["key"]
+    assert key["render_version"] == paper.RENDER_VERSION
+    code, _, err = run(capsys, *command[:-1])  # not --quiet: say what was kept
+    assert code == 0 and "kept " in err, err
+    monkeypatch.setattr(cache, "RENDER_VERSION", paper.RENDER_VERSION + 1)
+    code, _, err = run(capsys, *command[:-1])
+    assert code == 0 and "kept " not in err and "fig2 1/1" in err, err
+    key = json.loads(record_path.read_text())["paper"]["key"]
+    assert key["render_version"] == paper.RENDER_VERSION + 1
+    code, _, err = run(capsys, *command[:-1])
+    assert code == 0 and "kept " in err, err
 
 
 def test_a_kept_fig2_run_still_plots_its_loss_curves(capsys, images, tmp_path) -> None:
@@ -198,7 +210,7 @@ def test_fig2_titles_fit_on_the_page(images) -> None:
                for i in range(1, 501)]  # fmt: skip
     record = {"alpha": 1e-8, "beta": 1.0}
     results = {"transfer": paper.Rendered(found.images["photo"], record, history)}
-    plot = paper._loss_plot(figure, found, found.images, results, paper.Settings(), 12345.6)
+    plot = paper.loss_plot(figure, found, found.images, results, paper.Settings(), 12345.6)
     canvas = FigureCanvasAgg(plot)
     canvas.draw()
     renderer = canvas.get_renderer()
@@ -301,7 +313,7 @@ def test_paper_settings_do_not_come_from_option_defaults() -> None:
     assert (options.tv_weight, options.mask, options.mask_map) == (0.0, None, None)
     # A new Options field needs a decision here: set it in paper_options, or list it as
     # irrelevant to the paper's procedure.
-    decided = {"size", "iterations", "scales", "tolerance", "ratio", "content_layer",
+    decided = {"size", "iterations", "scales", "tolerance", "strength", "ratio", "content_layer",
                "style_layers", "init", "optimizer", "pooling", "normalize", "weights", "seed",
                "device", "learning_rate", "style_blend", "style_scale", "preserve_color",
                "tv_weight", "mask", "mask_map"}  # fmt: skip

@@ -253,7 +253,7 @@ def _add_paper_arguments(p: argparse.ArgumentParser) -> None:
         "--images",
         required=True,
         metavar="DIR",
-        help="folder with the input images, found by file name (see README)",
+        help="folder with the input images, found by file name (see docs/paper.md)",
     )
     p.add_argument(
         "-o",

@@ -20,6 +20,7 @@ from .api import ImageSource, Result, prepare_style, run_transfer
 from .errors import InputError
 from .images import OUTPUT_FORMATS, open_image, save_image, write_text_atomic
 from .options import Options
+from .sheets import fit, row_heights
 
 SHEET_NAME = "contact-sheet.png"
 CELL = 256  # longest side of a contact sheet cell, px
@@ -109,23 +110,17 @@ def contact_sheet(
     Every image is scaled (up or down) to `cell` px on its long side; each row is as tall as its
     tallest image, plus a strip for the names.
     """
-
-    def fit(image: Image.Image) -> Image.Image:
-        scale = cell / max(image.size)
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        return image.convert("RGB").resize(size, Image.Resampling.LANCZOS)
-
-    rows: list[list[Image.Image | None]] = [[None, *(fit(s) for s in styles)]]
+    rows: list[list[Image.Image | None]] = [[None, *(fit(s, cell) for s in styles)]]
     for c, content in enumerate(contents):
-        row: list[Image.Image | None] = [fit(content)]
+        row: list[Image.Image | None] = [fit(content, cell)]
         for s in range(len(styles)):
             if (c, s) in outputs:
                 with Image.open(outputs[(c, s)]) as result:
-                    row.append(fit(result))
+                    row.append(fit(result, cell))
             else:
                 row.append(None)
         rows.append(row)
-    heights = [max(image.height for image in row if image is not None) for row in rows]
+    heights = row_heights(rows, cell)
     width = GAP + len(rows[0]) * (cell + GAP)
     height = GAP + sum(h + LABEL + GAP for h in heights)
     sheet = Image.new("RGB", (width, height), "white")

@@ -30,9 +30,9 @@ MAX_SIZE = 8192
 
 @dataclass(frozen=True)
 class Options:
-    """Options shared by transfer, texture and reconstruction (see README for each one's why)."""
+    """Options shared by transfer, texture and reconstruction (docs/cli.md, docs/method.md: why)."""
 
-    # Defaults tuned for time to quality (README: "Speed"); `painterly paper` and `--scales 1
+    # Defaults tuned for time to quality (docs/method.md); `painterly paper` and `--scales 1
     # --init noise --tolerance 0 --iterations 500` give the paper's own procedure.
     size: int = 512
     iterations: int = 20  # at full size; each coarser scale may take twice its finer one's
@@ -51,7 +51,7 @@ class Options:
     weights: str | None = None
     seed: int | None = None
     device: str = "auto"
-    # creative controls (README: "Creative controls")
+    # creative controls (docs/controls.md)
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
     preserve_color: str = "none"
