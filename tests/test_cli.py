@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import same_bytes_flags
 from PIL import Image
 
 from painterly.cli import main
@@ -99,11 +100,15 @@ def test_save_every_writes_snapshots(capsys, content_path, style_path, tmp_path)
     assert sorted(p.name for p in tmp_path.glob("run_*.png")) == ["run_0002.png", "run_0004.png"]
 
 
-def test_same_seed_gives_byte_identical_output(capsys, content_path, style_path, tmp_path) -> None:
+def test_same_seed_gives_byte_identical_output(
+    capsys, content_path, style_path, tmp_path, same_bytes
+) -> None:
+    # on the CPU, and on CUDA with --deterministic (conftest's same_bytes)
     outs = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"]
     for out, seed in zip(outs, ("7", "7", "8"), strict=True):
         code, err = run(capsys, "transfer", content_path, style_path, "-o", out, *FAST[:-3],
-                        "--seed", seed, "--init", "noise", "--quiet")  # fmt: skip
+                        "--seed", seed, "--init", "noise", "--quiet",
+                        *same_bytes_flags(same_bytes))  # fmt: skip
         assert code == 0, err
     assert outs[0].read_bytes() == outs[1].read_bytes()
     assert outs[0].read_bytes() != outs[2].read_bytes()
@@ -116,6 +121,7 @@ def test_same_seed_gives_byte_identical_output(capsys, content_path, style_path,
         ["--init", "style"],
         ["--optimizer", "adam"],
         ["--pooling", "max", "--no-normalize"],
+        ["--precision", "fast", "--deterministic"],  # TF32 is CUDA's; the CPU runs float32
     ],
 )
 def test_other_choices_run(capsys, content_path, style_path, tmp_path, extra) -> None:
@@ -127,6 +133,7 @@ def test_other_choices_run(capsys, content_path, style_path, tmp_path, extra) ->
         assert record["options"][flag[2:].replace("-", "_")] == value
     if "--no-normalize" in extra:
         assert record["options"]["normalize"] is False
+    assert record["options"]["deterministic"] is ("--deterministic" in extra)
 
 
 def test_init_from_an_image_file_starts_there(content_path, style_path, tmp_path) -> None:
@@ -206,6 +213,7 @@ def _bad_inputs(tmp_path: Path, content: Path, style: Path) -> dict[str, list[ob
         "bad init": ["transfer", content, style, "-o", out, "--init", "sunshine"],
         "bad optimizer": ["transfer", content, style, "-o", out, "--optimizer", "sgd"],
         "bad device": ["transfer", content, style, "-o", out, "--device", "tpu"],
+        "bad precision": ["transfer", content, style, "-o", out, "--precision", "half"],
         "negative seed": ["transfer", content, style, "-o", out, "--seed", "-3"],
         "negative save-every": ["transfer", content, style, "-o", out, "--save-every", "-1"],
         "missing weights": ["transfer", content, style, "-o", out, "--weights", tmp_path / "w.pth"],
@@ -294,8 +302,9 @@ def test_size_that_will_not_fit_is_refused_naming_one_that_does(tmp_path, conten
         resource.setrlimit(resource.RLIMIT_AS, (6 * 1024**3, resource.RLIM_INFINITY))
 
     out = tmp_path / "big.png"
+    # --device cpu: the limit is on the process's address space, which a GPU's memory is not
     proc = _cli("transfer", content_path, content_path, "-o", out, "--size", "2048",
-                preexec_fn=limit)  # fmt: skip
+                "--device", "cpu", preexec_fn=limit)  # fmt: skip
     _, err = proc.communicate(timeout=120)
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, lines
