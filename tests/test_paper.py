@@ -304,6 +304,6 @@ def test_paper_settings_do_not_come_from_option_defaults() -> None:
     # irrelevant to the paper's procedure.
     decided = {"size", "iterations", "scales", "tolerance", "ratio", "content_layer",
                "style_layers", "init", "optimizer", "pooling", "normalize", "weights", "seed",
-               "device", "precision", "deterministic", "learning_rate", "style_blend",
+               "device", "precision", "deterministic", "learning_rate", "style_blend", "strength",
                "style_scale", "preserve_color", "tv_weight", "mask", "mask_map"}  # fmt: skip
     assert {f.name for f in fields(Options)} <= decided

@@ -45,7 +45,8 @@ def configure_device(
     from: on an H200 it made the 512 px default restart from noise and lose the houses (issue 21).
     cuDNN's benchmark mode stays off in both: it tries every algorithm with its own workspace (a
     first 1024 px run reserved 130 GiB), far past the memory estimate, and is not reproducible.
-    `deterministic` asks torch for deterministic kernels (CUDA's atomics-based ones raise).
+    `deterministic` asks torch for deterministic kernels: the same bytes on CUDA for a seed (an op
+    with none would raise; the convolutions, poolings and matmuls here all have one).
     """
     fast = device.type == "cuda" and precision == "fast"
     torch.backends.cuda.matmul.allow_tf32 = fast
