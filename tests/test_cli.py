@@ -15,6 +15,7 @@ from conftest import same_bytes_flags
 from PIL import Image
 
 from painterly.cli import main
+from painterly.network import resolve_device
 
 FAST = ["--size", "64", "--iterations", "4", "--seed", "7", "--quiet"]
 
@@ -38,7 +39,7 @@ def test_transfer_writes_image_and_record(capsys, content_path, style_path, tmp_
         "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"
     }  # fmt: skip
     assert set(record["final_loss"]["content_layers"]) == {"conv4_2"}
-    assert record["versions"]["torch"] and record["device"] == "cpu"
+    assert record["versions"]["torch"] and record["device"] == str(resolve_device("auto"))
     assert record["timings"]["optimization_seconds"] > 0
     assert record["stop_reason"] == "iterations"
 
