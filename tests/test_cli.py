@@ -11,9 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import same_bytes_flags
 from PIL import Image
 
 from painterly.cli import main
+from painterly.network import resolve_device
 
 FAST = ["--size", "64", "--iterations", "4", "--seed", "7", "--quiet"]
 
@@ -38,7 +40,7 @@ def test_transfer_writes_image_and_record(capsys, content_path, style_path, tmp_
         "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"
     }  # fmt: skip
     assert set(record["final_loss"]["content_layers"]) == {"conv4_2"}
-    assert record["versions"]["torch"] and record["device"] == "cpu"
+    assert record["versions"]["torch"] and record["device"] == str(resolve_device("auto"))
     assert record["timings"]["optimization_seconds"] > 0
     assert record["stop_reason"] == "iterations"
 
@@ -100,11 +102,15 @@ def test_save_every_writes_snapshots(capsys, content_path, style_path, tmp_path)
     assert sorted(p.name for p in tmp_path.glob("run_*.png")) == ["run_0002.png", "run_0004.png"]
 
 
-def test_same_seed_gives_byte_identical_output(capsys, content_path, style_path, tmp_path) -> None:
+def test_same_seed_gives_byte_identical_output(
+    capsys, content_path, style_path, tmp_path, same_bytes
+) -> None:
+    # on the CPU, and on CUDA with --deterministic (conftest's same_bytes)
     outs = [tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"]
     for out, seed in zip(outs, ("7", "7", "8"), strict=True):
         code, err = run(capsys, "transfer", content_path, style_path, "-o", out, *FAST[:-3],
-                        "--seed", seed, "--init", "noise", "--quiet")  # fmt: skip
+                        "--seed", seed, "--init", "noise", "--quiet",
+                        *same_bytes_flags(same_bytes))  # fmt: skip
         assert code == 0, err
     assert outs[0].read_bytes() == outs[1].read_bytes()
     assert outs[0].read_bytes() != outs[2].read_bytes()
@@ -117,6 +123,7 @@ def test_same_seed_gives_byte_identical_output(capsys, content_path, style_path,
         ["--init", "style"],
         ["--optimizer", "adam"],
         ["--pooling", "max", "--no-normalize"],
+        ["--precision", "fast", "--deterministic"],  # TF32 is CUDA's; the CPU runs float32
     ],
 )
 def test_other_choices_run(capsys, content_path, style_path, tmp_path, extra) -> None:
@@ -128,6 +135,7 @@ def test_other_choices_run(capsys, content_path, style_path, tmp_path, extra) ->
         assert record["options"][flag[2:].replace("-", "_")] == value
     if "--no-normalize" in extra:
         assert record["options"]["normalize"] is False
+    assert record["options"]["deterministic"] is ("--deterministic" in extra)
 
 
 def test_init_from_an_image_file_starts_there(content_path, style_path, tmp_path) -> None:
@@ -207,6 +215,7 @@ def _bad_inputs(tmp_path: Path, content: Path, style: Path) -> dict[str, list[ob
         "bad init": ["transfer", content, style, "-o", out, "--init", "sunshine"],
         "bad optimizer": ["transfer", content, style, "-o", out, "--optimizer", "sgd"],
         "bad device": ["transfer", content, style, "-o", out, "--device", "tpu"],
+        "bad precision": ["transfer", content, style, "-o", out, "--precision", "half"],
         "negative seed": ["transfer", content, style, "-o", out, "--seed", "-3"],
         "negative save-every": ["transfer", content, style, "-o", out, "--save-every", "-1"],
         "missing weights": ["transfer", content, style, "-o", out, "--weights", tmp_path / "w.pth"],
@@ -295,8 +304,9 @@ def test_size_that_will_not_fit_is_refused_naming_one_that_does(tmp_path, conten
         resource.setrlimit(resource.RLIMIT_AS, (6 * 1024**3, resource.RLIM_INFINITY))
 
     out = tmp_path / "big.png"
+    # --device cpu: the limit is on the process's address space, which a GPU's memory is not
     proc = _cli("transfer", content_path, content_path, "-o", out, "--size", "2048",
-                preexec_fn=limit)  # fmt: skip
+                "--device", "cpu", preexec_fn=limit)  # fmt: skip
     _, err = proc.communicate(timeout=120)
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, lines

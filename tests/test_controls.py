@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import same_bytes_flags
 from PIL import Image
 from skimage.color import rgb2yiq
 
@@ -114,14 +115,17 @@ def plain(tmp_path_factory) -> dict:
 
 
 def test_blend_one_zero_is_byte_identical_to_the_single_style(
-    capsys, plain, style2_path, tmp_path
+    capsys, plain, style2_path, tmp_path, same_bytes
 ) -> None:
+    # on the CPU, and on CUDA with --deterministic (conftest's same_bytes)
+    alone = run_transfer(plain["content"], plain["style"], **FAST, **same_bytes)
     out = tmp_path / "blend.png"
     code, err = run(capsys, "transfer", plain["content"], plain["style"], style2_path,
-                    "--style-blend", "2,0", "-o", out, *CLI_FAST)  # fmt: skip
+                    "--style-blend", "2,0", "-o", out, *CLI_FAST,
+                    *same_bytes_flags(same_bytes))  # fmt: skip
     assert code == 0, err
     with Image.open(out) as image:
-        assert image.tobytes() == plain["result"].image.tobytes()
+        assert image.tobytes() == alone.image.tobytes()
     record = json.loads(out.with_name(out.name + ".json").read_text())
     assert record["style_blend"] == [1.0, 0.0]  # normalized
     assert record["styles"] == ["style.jpg", "style2.png"]
@@ -325,8 +329,11 @@ def test_two_styles_by_mask_from_the_cli(
 ) -> None:
     mask = half_mask(tmp_path / "mask.png", (96, 64), "#202020", "#e0e0e0")
     out = tmp_path / "two.png"
+    # 20 iterations, not a handful: after 6 from noise the halves' warmth differed by 0.00-0.08
+    # over seeds 0-7 (seed 3 cleared the 0.08 asked by 0.004), so any change to L-BFGS's path,
+    # such as CUDA's other rounding, could undo it. After 20, seeds 0-5 gave 0.21-0.27.
     code, err = run(capsys, "transfer", content_path, cool_path, style2_path,
-                    "--mask", mask, "-o", out, "--size", "64", "--iterations", "6",
+                    "--mask", mask, "-o", out, "--size", "64", "--iterations", "20",
                     "--seed", "3", *CLI_PAPER)  # fmt: skip
     assert code == 0, err
     # sorted by hex code: the darker half takes style 1
@@ -339,7 +346,7 @@ def test_two_styles_by_mask_from_the_cli(
         return float(part[..., 0].mean() - part[..., 2].mean())
 
     # the right half took the warm style, the left half the cool one
-    assert warmth(result[:, half + 2 :]) > warmth(result[:, : half - 2]) + 0.08
+    assert warmth(result[:, half + 2 :]) > warmth(result[:, : half - 2]) + 0.15
 
 
 def test_guides_have_the_size_of_every_layers_features() -> None:

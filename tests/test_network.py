@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 
 from painterly.errors import InputError
 from painterly.losses import ContentTarget, Objective, StyleTarget
+from painterly.network import CUBLAS_DETERMINISTIC, configure_device
 from painterly.normalization import (
     FLOOR_FRACTION,
     SHIPPED_MEANS,
@@ -258,3 +260,32 @@ def test_style_gradient_added_in_place_is_autograds(weights, layout) -> None:
         gradients.append(x.grad)
     in_place, plain = gradients
     torch.testing.assert_close(in_place, plain, rtol=1e-4, atol=1e-6 * float(plain.abs().max()))
+
+
+def _numerics() -> tuple[bool, ...]:
+    return (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.backends.cudnn.benchmark,
+        torch.backends.cudnn.deterministic,
+        torch.are_deterministic_algorithms_enabled(),
+    )
+
+
+def test_each_run_sets_every_numeric_setting_so_none_leaks_into_the_next(monkeypatch) -> None:
+    # torch's flags are global: a run with other settings earlier in the process must not change
+    # this run's picture. The flags can be set (and read) on a machine without CUDA too.
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    try:
+        torch.backends.cudnn.benchmark = True  # as the code before issue 21 left it
+        configure_device(cuda, "fast", deterministic=True)
+        assert _numerics() == (True, True, False, True, True)
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_DETERMINISTIC
+        configure_device(cuda)  # the defaults: float32, no benchmark mode, torch's own kernels
+        assert _numerics() == (False, False, False, False, False)
+        configure_device(cuda, "fast")
+        configure_device(cpu, "fast")  # TF32 is CUDA's: a CPU run turns it off again
+        assert _numerics() == (False, False, False, False, False)
+    finally:
+        configure_device(cpu)

@@ -311,10 +311,11 @@ def test_paper_settings_do_not_come_from_option_defaults() -> None:
     assert (options.size, options.iterations, options.seed) == (256, 100, 3)
     assert (options.style_blend, options.style_scale, options.preserve_color) == (None, 1.0, "none")
     assert (options.tv_weight, options.mask, options.mask_map) == (0.0, None, None)
+    assert (options.precision, options.deterministic) == ("full", False)  # TF32 would show
     # A new Options field needs a decision here: set it in paper_options, or list it as
     # irrelevant to the paper's procedure.
     decided = {"size", "iterations", "scales", "tolerance", "strength", "ratio", "content_layer",
                "style_layers", "init", "optimizer", "pooling", "normalize", "weights", "seed",
-               "device", "learning_rate", "style_blend", "style_scale", "preserve_color",
-               "tv_weight", "mask", "mask_map"}  # fmt: skip
+               "device", "precision", "deterministic", "learning_rate", "style_blend",
+               "style_scale", "preserve_color", "tv_weight", "mask", "mask_map"}  # fmt: skip
     assert {f.name for f in fields(Options)} <= decided

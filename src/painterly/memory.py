@@ -5,6 +5,16 @@ The estimate counts what autograd keeps for the backward pass (every layer's act
 deepest one used), the gradient buffers of the backward pass, and the optimizer's state (L-BFGS
 keeps two image-sized vectors per remembered step). `ACTIVATION_FACTOR` and `BASE_BYTES` were fitted
 to measured peaks (benchmarks/bench_speed.py prints estimate and measurement side by side).
+
+On CUDA the same tensors live on the card, held by torch's caching allocator, which keeps freed
+blocks reserved and rounds large ones up to 2 MiB: ACTIVATION_FACTOR's slack covers that as it
+covers the CPU allocator's. What differs is the rest: the process itself stays in RAM, and the
+card holds the weights, cuBLAS's and cuDNN's handles and workspaces, and the kernels they load at
+the first convolution, after the free memory was read (CUDA_BASE_BYTES). With cuDNN's benchmark
+mode off (network.configure_device) each convolution runs one algorithm picked by cuDNN's
+heuristics, whose workspace torch takes from the caching allocator for that call only; one
+activation's size more (CUDA_WORKSPACE_ACTIVATIONS) is the margin for it. Benchmark mode would try
+every algorithm, each with its own workspace: 130 GiB reserved by a 1024 px run (issue 21).
 """
 
 from __future__ import annotations
@@ -21,6 +31,10 @@ ACTIVATION_FACTOR = 1.6  # allocator slack and oneDNN/cuDNN workspaces, measured
 # interpreter, torch, weights (raw and normalized), targets, and malloc's per-thread arenas: most
 # 512 px runs peak near 1.05 GiB, but one measured 1.80 GiB
 BASE_BYTES = 1300 * 1024**2
+# On the card, not counted in torch.cuda.mem_get_info's free memory when a run checks it: the
+# network's weights (0.08 GiB), cuBLAS/cuDNN handles, workspaces and lazily loaded kernels
+CUDA_BASE_BYTES = 1024**3
+CUDA_WORKSPACE_ACTIVATIONS = 1  # a convolution's workspace, in largest activations
 FLOAT = 4
 
 
@@ -44,9 +58,11 @@ def estimate_peak_bytes(
     layers: Collection[str],
     optimizer: str = "lbfgs",
     iterations: int | None = None,
+    device_type: str = "cpu",
 ) -> int:
-    """Peak bytes of a run at this output size. L-BFGS remembers at most one step per iteration,
-    so a run capped at `iterations` (at full size) keeps no more history than that."""
+    """Peak bytes of a run at this output size on a `device_type` ("cpu": the process's RAM;
+    "cuda": the card's memory). L-BFGS remembers at most one step per iteration, so a run capped
+    at `iterations` (at full size) keeps no more history than that."""
     total, largest = activation_elements(width, height, layers)
     pixels = 3 * width * height
     history = lbfgs_history(pixels)
@@ -55,14 +71,19 @@ def estimate_peak_bytes(
     state = 2 * history + 4 if optimizer == "lbfgs" else 3
     # image, its grad, a layout copy, last good copy, upsampled start + optimizer state
     image_bytes = FLOAT * pixels * (5 + state)
-    return int(BASE_BYTES + FLOAT * ACTIVATION_FACTOR * (total + 2 * largest) + image_bytes)
+    tensors = FLOAT * ACTIVATION_FACTOR * (total + 2 * largest) + image_bytes
+    if device_type == "cuda":
+        return int(CUDA_BASE_BYTES + tensors + FLOAT * CUDA_WORKSPACE_ACTIVATIONS * largest)
+    return int(BASE_BYTES + tensors)
 
 
 def available_bytes(device: torch.device) -> int | None:
     """Memory this process may still use on `device`; None where we cannot tell."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        # blocks an earlier run left in torch's cache count as used on the card, yet are ours
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + cached)
     if device.type != "cpu":
         return None
     limits = []
@@ -114,13 +135,14 @@ def largest_fitting_size(
     optimizer: str,
     budget: int,
     iterations: int | None = None,
+    device_type: str = "cpu",
 ) -> int:
     """The largest long side (px) whose estimate stays within `budget` bytes; aspect = h / w."""
     low, high = 16, 65536
     while low < high:
         mid = (low + high + 1) // 2
         w, h = _dims(mid, aspect)
-        if estimate_peak_bytes(w, h, layers, optimizer, iterations) <= budget:
+        if estimate_peak_bytes(w, h, layers, optimizer, iterations, device_type) <= budget:
             low = mid
         else:
             high = mid - 1

@@ -30,12 +30,32 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def configure_device(device: torch.device) -> None:
-    """TF32 matmuls and convolutions on CUDA: faster, and no visible change to the result."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+#: cuBLAS's setting for reproducible matmuls under torch's deterministic mode (torch's docs,
+#: "Reproducibility"): it must be in the environment before cuBLAS makes its first workspace.
+CUBLAS_DETERMINISTIC = ":4096:8"
+
+
+def configure_device(
+    device: torch.device, precision: str = "full", deterministic: bool = False
+) -> None:
+    """Set torch's global numerics for this run, all of them every time, so a run never inherits
+    an earlier run's settings in the same process.
+
+    "full": float32 throughout. TF32 ("fast") changes the gradients L-BFGS builds its curvature
+    from: on an H200 it made the 512 px default restart from noise and lose the houses (issue 21).
+    cuDNN's benchmark mode stays off in both: it tries every algorithm with its own workspace (a
+    first 1024 px run reserved 130 GiB), far past the memory estimate, and is not reproducible.
+    `deterministic` asks torch for deterministic kernels: the same bytes on CUDA for a seed (an op
+    with none would raise; the convolutions, poolings and matmuls here all have one).
+    """
+    fast = device.type == "cuda" and precision == "fast"
+    torch.backends.cuda.matmul.allow_tf32 = fast
+    torch.backends.cudnn.allow_tf32 = fast
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = deterministic
+    if deterministic and device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_DETERMINISTIC)
+    torch.use_deterministic_algorithms(deterministic)
 
 
 @functools.lru_cache(maxsize=4)

@@ -25,6 +25,9 @@ PRESERVE_COLOR = ("none", "luminance", "histogram")
 MAX_STYLE_SCALE = 4.0
 OPTIMIZERS = ("lbfgs", "adam")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+# CUDA's float32 arithmetic: "full" (IEEE float32) or "fast" (TF32 matmuls and convolutions,
+# which change L-BFGS's path and so the picture; docs/gpu.md)
+PRECISIONS = ("full", "fast")
 MAX_SIZE = 8192
 
 
@@ -51,6 +54,8 @@ class Options:
     weights: str | None = None
     seed: int | None = None
     device: str = "auto"
+    precision: str = "full"  # CUDA only; the CPU is always full
+    deterministic: bool = False  # torch's deterministic kernels: the same bytes on CUDA too
     # creative controls (docs/controls.md)
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
@@ -113,6 +118,14 @@ class Options:
         _check(
             self.device in DEVICES,
             f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}",
+        )
+        _check(
+            self.precision in PRECISIONS,
+            f"--precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}",
+        )
+        _check(
+            isinstance(self.deterministic, bool),
+            f"deterministic must be True or False, not {self.deterministic!r}",
         )
         _check(
             self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed < 2**63),

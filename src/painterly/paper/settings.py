@@ -78,6 +78,8 @@ def paper_options(
         weights=weights,
         seed=seed,
         device=device,
+        precision="full",  # float32 on CUDA too: TF32 changes the picture (docs/gpu.md)
+        deterministic=False,
         # The paper has none of the later controls: one style, its own scale, no color
         # preservation, no total-variation term, no spatial mask.
         style_blend=None,
