@@ -169,7 +169,7 @@ def create_app(
         except QueueFull as exc:
             return error(str(exc), 429)
         except InputError as exc:
-            return error(plain(str(exc)))
+            return error(plain(exc))
         return JSONResponse({"runs": [queue.describe(job.id) for job in jobs]}, status_code=201)
 
     async def list_runs(request: Request) -> Response:
