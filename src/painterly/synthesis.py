@@ -1,10 +1,12 @@
 """The synthesis as named steps: plan, stages, objective, stage runner, record.
 
-    plan = Plan.build(options, content, styles)     # inputs opened and checked, once
-    for stage in plan.stages():                      # one per scale, coarse to fine
-        objective = stage.objective(plan, terms)     # content + style + TV (+ extra terms)
+    plan = Plan.build(options, content, styles)   # inputs opened and checked, alpha, network
+    for stage in plan.stages():                    # one per scale, coarse to fine
+        start = plan.start_image(stage, image)     # init, or the scale before upsampled
+        objective = stage.objective(plan, terms)   # content + style + TV (+ extra terms)
         report = run_stage(plan, stage, objective, start, evaluator, tracker, cancel)
-    record = build_record(plan, reports, output, tracker)
+    output = plan.finish_image(image)              # color preservation, full size
+    record = build_record(plan, reports, output, iterations, seconds)
 
 Two seams: `terms` are extra loss terms (`losses.LossTerm`: video's temporal term), and the
 `evaluator` computes the objective at an image (`optimize.Evaluator`: the default runs the
