@@ -113,7 +113,7 @@ def test_result_save_writes_the_image_then_its_record(content_path, tmp_path, mo
     # A failed image write (here: a folder is in the way) leaves neither a record nor a
     # temporary file behind.
     (tmp_path / "taken.png").mkdir()
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="cannot write"):
         result.save(tmp_path / "taken.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         ["content.png", "out.png", "out.png.json", "taken.png"]
