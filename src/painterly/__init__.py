@@ -1,10 +1,12 @@
 """painterly: Gatys, Ecker & Bethge (CVPR 2016) neural style transfer.
 
 Data flows one way: image files -> tensors (`images`) -> VGG-19 features (`weights`, `vgg`,
-`normalization`, `network`) -> losses (`losses`) -> optimizer (`optimize`) -> images (`api`).
+`normalization`, `network`) -> losses (`losses`) -> optimizer (`optimize`) -> images
+(`synthesis`, step by step, behind the `api` facade).
 """
 
 from .api import (
+    Cancel,
     PreparedStyle,
     Result,
     prepare_style,
@@ -37,6 +39,7 @@ __all__ = [
     "CONV_LAYERS",
     "LAYER_NAMES",
     "POOL_LAYERS",
+    "Cancel",
     "ContentTarget",
     "InputError",
     "LossTerms",

@@ -39,7 +39,7 @@ class AnimationRecorder:
 
     def __init__(self, path: str | os.PathLike[str], *, every: int = 10, fps: float = 10.0):
         if not isinstance(every, int) or every < 1:
-            raise InputError(f"--frame-every must be a whole number of at least 1, not {every!r}")
+            raise InputError(f"{{frame_every}} must be a whole number of at least 1, not {every!r}")
         if not fps > 0:
             raise InputError(f"the frame rate must be above 0, not {fps!r}")
         self.path = check_animation_path(path)

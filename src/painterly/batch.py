@@ -25,7 +25,7 @@ import multiprocessing
 import os
 import pickle
 import signal
-import sys
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -39,16 +39,14 @@ from typing import Any
 
 from .api import PreparedStyle, prepare_style, run_transfer
 from .errors import InputError
-from .images import OUTPUT_FORMATS, save_image, write_text_atomic
+from .images import OUTPUT_FORMATS, find_images
+from .optimize import Cancel
 from .options import Options
+from .progress import progress_bar
 
 PAIRINGS = ("all", "random")
 EXECUTORS = ("local", "dask")
 MANIFEST_NAME = "manifest.jsonl"
-#: Files the folder walk takes as images (by extension, any case); others are ignored.
-IMAGE_SUFFIXES = frozenset(
-    {".jpg", ".jpeg", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
-)
 #: How often a local job may be lost with its worker process before it is marked failed (Dask's
 #: own default for the same thing, distributed.scheduler.allowed-failures, is 3 too).
 LOCAL_ALLOWED_FAILURES = 3
@@ -135,10 +133,10 @@ def plan_batch(
     gives the same image.
     """
     if pairing not in PAIRINGS:
-        raise InputError(f"--pairing must be one of {', '.join(PAIRINGS)}, not {pairing!r}")
+        raise InputError(f"{{pairing}} must be one of {', '.join(PAIRINGS)}, not {pairing!r}")
     if output_format is not None and "." + output_format.lower().lstrip(".") not in OUTPUT_FORMATS:
         raise InputError(
-            f"--format must be one of {', '.join(s[1:] for s in OUTPUT_FORMATS)}, "
+            f"{{output_format}} must be one of {', '.join(s[1:] for s in OUTPUT_FORMATS)}, "
             f"not {output_format!r}"
         )
     out = os.path.abspath(output_dir)
@@ -154,7 +152,7 @@ def plan_batch(
         if row_style is not None:
             chosen = [row_style]
         elif not style_list:
-            raise InputError(f"no style for {content}: give --styles or a style column")
+            raise InputError(f"no style for {content}: give {{styles}} or a style column")
         elif pairing == "all":
             chosen = style_list
         else:
@@ -180,28 +178,12 @@ def plan_batch(
         if output in by_output:
             raise InputError(
                 f"{by_output[output].content} and {content} would both be written to {output}; "
-                "rename one, or give --format"
+                "rename one, or give {output_format}"
             )
         by_output[output] = job
         jobs.append(job)
     jobs.sort(key=lambda job: (job.style, job.name))
     return jobs
-
-
-def find_images(folder: str | os.PathLike, *, exclude: str | None = None) -> list[str]:
-    """Image files under `folder`, recursively, sorted; hidden files and `exclude` are skipped."""
-    found = []
-    for here, dirs, files in os.walk(folder):
-        dirs[:] = sorted(
-            d
-            for d in dirs
-            if not d.startswith(".")
-            and not (exclude and os.path.abspath(os.path.join(here, d)) == exclude)
-        )
-        for name in sorted(files):
-            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
-                found.append(os.path.abspath(os.path.join(here, name)))
-    return found
 
 
 def _read_inputs(source: str, *, exclude: str) -> tuple[list[tuple[str, str | None]], str]:
@@ -305,26 +287,31 @@ def finished_record(job: Job) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-def run_job(job: Job, target: PreparedStyle | _StyleFailure, options: Options) -> dict:
-    """Make one output: image first, then its record (both atomic), and return its outcome.
+def run_job(
+    job: Job,
+    target: PreparedStyle | _StyleFailure,
+    options: Options,
+    cancel: Cancel | None = None,
+) -> dict:
+    """Make one output: image first, then its record (`Result.save`), and return its outcome.
 
     Bad input is an outcome ("failed"), not an exception, so it is not retried; any other
-    exception propagates (and is recorded by the caller). An interrupted optimization raises
-    KeyboardInterrupt and writes nothing, so the pair stays pending.
+    exception propagates (and is recorded by the caller). A run stopped through `cancel` writes
+    nothing: its pair stays "pending", to be done when the batch is run again.
     """
     started = time.perf_counter()
     if isinstance(target, _StyleFailure):
         return _failed(job, target.message, target.kind)
     try:
-        result = run_transfer(job.content, _on_device(target, options), options, seed=job.seed)
+        result = run_transfer(job.content, _on_device(target, options), options, seed=job.seed,
+                              cancel=cancel)  # fmt: skip
         if result.stop_reason == "interrupted":
-            raise KeyboardInterrupt
-        record = {**result.record, "batch": {"content": job.content, "style": job.style}}
+            return _outcome(job, "pending")
         os.makedirs(os.path.dirname(job.output), exist_ok=True)
-        save_image(result.image, job.output)
-        write_text_atomic(json.dumps(record, indent=2) + "\n", job.record_path)
+        result.save(job.output, batch={"content": job.content, "style": job.style})
     except InputError as exc:
         return _failed(job, str(exc), "input")
+    record = {**result.record, "batch": {"content": job.content, "style": job.style}}
     return _outcome(job, "done", record, round(time.perf_counter() - started, 3))
 
 
@@ -403,9 +390,9 @@ def run_batch(
     are listed as "pending", and KeyboardInterrupt propagates after the manifest is written.
     """
     if executor not in EXECUTORS:
-        raise InputError(f"--executor must be one of {', '.join(EXECUTORS)}, not {executor!r}")
+        raise InputError(f"{{executor}} must be one of {', '.join(EXECUTORS)}, not {executor!r}")
     if executor == "dask" and client is None:
-        raise InputError("--executor dask needs a cluster: give --scheduler ADDRESS")
+        raise InputError("{executor} dask needs a cluster: give --scheduler ADDRESS")
     options = (options or Options()).validated()
     manifest = Path(manifest)
     manifest.parent.mkdir(parents=True, exist_ok=True)
@@ -468,11 +455,7 @@ def _no_outcomes() -> Iterator[dict]:
 
 
 def _progress_bar(total: int, *, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="image", file=sys.stderr, dynamic_ncols=True, desc="batch")
+    return progress_bar(total, "batch", unit="image") if enabled else None
 
 
 class _Targets:
@@ -519,7 +502,7 @@ def local_layout(
         on_gpu = resolve_device(options.device).type != "cpu"
         workers = 1 if on_gpu else max(1, cores // 4)
     if workers < 1 or (threads is not None and threads < 1):
-        raise InputError("--workers and --threads must be at least 1")
+        raise InputError("{workers} and {threads} must be at least 1")
     workers = min(workers, max(1, jobs))
     return workers, threads or max(1, cores // workers)
 
@@ -535,9 +518,10 @@ def _local_outcomes(
     pending = deque(jobs)
     lost: Counter[str] = Counter()
     context = multiprocessing.get_context("spawn")  # fork after torch has threads is unsafe
+    stop = context.Event()  # set: every worker cancels its run and takes no more jobs
     while pending:
         pool = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_local_worker, initargs=(threads,)
+            workers, mp_context=context, initializer=_init_local_worker, initargs=(threads, stop)
         )
         in_flight: dict[Future, Job] = {}
         broken = False
@@ -578,43 +562,29 @@ def _local_outcomes(
             for future in in_flight:
                 future.cancel()
             if in_flight:
-                # Stop the images in flight now rather than finish them: their optimization
-                # ends on SIGINT without writing anything. The pool's processes are our own.
-                for process in list(getattr(pool, "_processes", {}).values()):
-                    with suppress(OSError):
-                        os.kill(process.pid, signal.SIGINT)
+                # Stop the images in flight now rather than finish them: their runs are
+                # cancelled and write nothing.
+                stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
 
 
-_stopping = False  # in a local worker: Ctrl-C was pressed, take no more jobs
-_busy = False  # in a local worker: a job is running
+_cancel = Cancel()  # in a local worker: set by Ctrl-C or by the batch stopping
 
 
-def _init_local_worker(threads: int) -> None:
+def _init_local_worker(threads: int, stop: Any) -> None:
+    """Ctrl-C reaches every process of the terminal's group, and the batch may stop without it
+    (`stop`): either cancels the worker's run, and the jobs already queued to it end at once."""
     import torch
 
     torch.set_num_threads(threads)
-    signal.signal(signal.SIGINT, _on_sigint)
-
-
-def _on_sigint(signum: int, frame: object) -> None:
-    """Ctrl-C reaches every process: a busy worker stops its image (writing nothing), an idle
-    one only remembers it, so that jobs already queued to it end at once instead of running."""
-    global _stopping
-    _stopping = True
-    if _busy:
-        raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, lambda signum, frame: _cancel.cancel())
+    threading.Thread(target=lambda: (stop.wait(), _cancel.cancel()), daemon=True).start()
 
 
 def _local_task(job: Job, target: bytes, options: Options) -> dict:
-    global _busy
-    if _stopping:
-        raise KeyboardInterrupt
-    _busy = True
-    try:
-        return run_job(job, pickle.loads(target), options)
-    finally:
-        _busy = False
+    if _cancel.cancelled:
+        return _outcome(job, "pending")
+    return run_job(job, pickle.loads(target), options, _cancel)
 
 
 def _dask_outcomes(

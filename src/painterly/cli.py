@@ -8,24 +8,20 @@ codes: 0 success, 2 bad usage or bad input (one line on stderr, no traceback), 1
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 
-from .api import Result, run_reconstruction, run_texture, run_transfer
+from .api import Cancel, Result, run_reconstruction, run_texture, run_transfer
 from .errors import InputError, PainterlyWarning
-from .images import (
-    OUTPUT_FORMATS,
-    check_output_path,
-    save_image,
-    tensor_to_image,
-    write_text_atomic,
-)
+from .images import OUTPUT_FORMATS, check_output_path, save_image
 from .optimize import Progress, ProgressCallback
 from .options import (
     DEVICES,
@@ -37,6 +33,7 @@ from .options import (
     parse_blend,
     parse_layers,
 )
+from .progress import WORK_BAR, progress_bar
 
 DEFAULTS = Options()
 
@@ -93,21 +90,34 @@ class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line and exit 2 via InputError."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{message} (see: {self.prog} --help)")
+        raise InputError(f"{message} (see: {self.prog} --help)", field=())
+
+
+FLAGS = {"output_format": "--format"}  # option fields whose flag is not "--" + their name
+
+
+def flag(field: str) -> str:
+    """An option field as the CLI names it: style_blend -> --style-blend."""
+    return FLAGS.get(field, "--" + field.replace("_", "-"))
+
+
+def worded(error: InputError) -> str:
+    """The core's message with its option fields named as flags."""
+    return error.worded(flag)
 
 
 def _layers(text: str) -> tuple[str, ...]:
     try:
         return parse_layers(text)
     except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(worded(exc)) from None
 
 
 def _blend(text: str) -> tuple[float, ...]:
     try:
         return parse_blend(text)
     except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        raise argparse.ArgumentTypeError(worded(exc)) from None
 
 
 def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
@@ -356,7 +366,8 @@ def _progress(
 
     The bar measures work (pixels x iterations), so its time-left estimate holds across scales
     of different cost. It appears at the first iteration, so set-up errors print alone, and it
-    reads the losses back from the device at most a few times a second.
+    reads the losses back from the device at most a few times a second. Snapshots look as the
+    output will (`Progress.picture`: with the content's colors put back, for instance).
     """
     bars: list = []
     last_shown = [0.0]
@@ -364,34 +375,52 @@ def _progress(
     def callback(progress: Progress) -> None:
         if not args.quiet:
             if not bars:
-                from tqdm import tqdm
-
-                bars.append(tqdm(total=1000, file=sys.stderr, dynamic_ncols=True,
-                                 desc=args.command, bar_format="{desc} {percentage:3.0f}%|{bar}| "
-                                 "{elapsed}<{remaining} {postfix}"))  # fmt: skip
+                bars.append(progress_bar(1000, args.command, bar_format=WORK_BAR))
             bar = bars[0]
             now = time.monotonic()
             if now - last_shown[0] > 0.5 or progress.fraction >= 1:
                 last_shown[0] = now
-                loss = progress.loss
-                scale = (
-                    f"scale {progress.scale + 1}/{progress.scales} " if progress.scales > 1 else ""
-                )
-                bar.set_postfix_str(
-                    f"it {progress.iteration} {scale}content {float(loss.content):.3g} "
-                    f"style {float(loss.style):.3g} total {float(loss.total):.3g}",
-                    refresh=False,
-                )
+                bar.set_postfix_str(_losses_shown(progress), refresh=False)
             bar.update(max(0, round(progress.fraction * 1000) - bar.n))
         if args.save_every and progress.iteration % args.save_every == 0:
             snapshot = output.with_name(f"{output.stem}_{progress.iteration:04d}{output.suffix}")
-            save_image(tensor_to_image(progress.image), snapshot)
+            save_image(progress.picture(), snapshot)
 
     def close() -> None:
         for bar in bars:
             bar.close()
 
     return callback, close
+
+
+def _losses_shown(progress: Progress) -> str:
+    loss = progress.loss
+    scale = f"scale {progress.scale + 1}/{progress.scales} " if progress.scales > 1 else ""
+    return (
+        f"it {progress.iteration} {scale}content {float(loss.content):.3g} "
+        f"style {float(loss.style):.3g} total {float(loss.total):.3g}"
+    )
+
+
+@contextlib.contextmanager
+def ctrl_c_cancels() -> Iterator[Cancel]:
+    """A cancel handle that Ctrl-C sets: the run stops after its current iteration and its image
+    is saved. A second Ctrl-C interrupts at once (Python's own KeyboardInterrupt)."""
+    cancel = Cancel()
+    if threading.current_thread() is not threading.main_thread():
+        yield cancel  # signal handlers belong to the main thread
+        return
+    previous = signal.getsignal(signal.SIGINT)
+
+    def on_ctrl_c(signum: int, frame: object) -> None:
+        cancel.cancel()
+        signal.signal(signal.SIGINT, previous)
+
+    signal.signal(signal.SIGINT, on_ctrl_c)
+    try:
+        yield cancel
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _run(argv: Sequence[str] | None) -> int:
@@ -423,12 +452,11 @@ def _run(argv: Sequence[str] | None) -> int:
     if recorder is not None:
         callback = _both(callback, recorder)
     try:
-        result = _dispatch(args, options, output, callback)
+        with ctrl_c_cancels() as cancel:
+            result = _dispatch(args, options, output, callback, cancel)
     finally:
         close()
-    save_image(result.image, output)
-    record_path = output.with_name(output.name + ".json")
-    write_text_atomic(json.dumps(result.record, indent=2) + "\n", record_path)
+    record_path = result.save(output)
     if not args.quiet and "mask_regions" in result.record:
         regions = ", ".join(f"{r['color']} -> {r['takes']}" for r in result.record["mask_regions"])
         print(f"painterly: mask regions: {regions}", file=sys.stderr)
@@ -467,14 +495,16 @@ def _run_grid(args: argparse.Namespace) -> int:
 
     options = _options_from(args)
     report = None if args.quiet else (lambda line: print(line, file=sys.stderr))
-    result = run_grid(
-        args.contents,
-        args.styles,
-        args.output,
-        options,
-        output_format=args.output_format,
-        report=report,
-    )
+    with ctrl_c_cancels() as cancel:
+        result = run_grid(args.contents, args.styles, args.output, options,
+                          output_format=args.output_format, report=report,
+                          cancel=cancel)  # fmt: skip
+    if result.interrupted:
+        print(
+            f"painterly: interrupted; {len(result.outputs)} finished images are kept",
+            file=sys.stderr,
+        )
+        return 130
     if not args.quiet:
         print(f"saved {len(result.outputs)} images and {result.sheet}", file=sys.stderr)
     return 0
@@ -578,20 +608,24 @@ def _dask_client(address: str | None):
 
 
 def _dispatch(
-    args: argparse.Namespace, options: Options, output: Path, callback: ProgressCallback
+    args: argparse.Namespace,
+    options: Options,
+    output: Path,
+    callback: ProgressCallback,
+    cancel: Cancel,
 ) -> Result:
     if args.command == "transfer":
-        return run_transfer(args.content, args.style, options, callback=callback)
+        return run_transfer(args.content, args.style, options, callback=callback, cancel=cancel)
     if args.command == "texture":
-        return run_texture(args.style, options, callback=callback)
+        return run_texture(args.style, options, callback=callback, cancel=cancel)
     if args.command == "reconstruct":
-        return run_reconstruction(args.content, options, callback=callback)
+        return run_reconstruction(args.content, options, callback=callback, cancel=cancel)
     from .demo_images import demo_content, demo_style
 
     content, style = demo_content(), demo_style(size=max(options.size, 512))
     for image, name in ((content, "content"), (style, "style")):
         save_image(image, output.with_name(f"{output.stem}-{name}.png"))
-    return run_transfer(content, style, options, callback=callback)
+    return run_transfer(content, style, options, callback=callback, cancel=cancel)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
@@ -616,7 +650,7 @@ def _main(argv: Sequence[str] | None) -> int:
     try:
         return _run(argv)
     except InputError as exc:
-        print(f"painterly: error: {exc}", file=sys.stderr)
+        print(f"painterly: error: {worded(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("painterly: interrupted", file=sys.stderr)

@@ -131,7 +131,7 @@ def parse_color(text: str) -> Color:
     if word.isdigit():
         level = int(word)
         if level > 255:
-            raise InputError(f"--mask-map gray level must be 0 to 255, not {word}")
+            raise InputError(f"{{mask_map}} gray level must be 0 to 255, not {word}")
         return (level, level, level)
     if re.fullmatch(r"[0-9a-fA-F]{6}", word):
         word = "#" + word
@@ -139,7 +139,7 @@ def parse_color(text: str) -> Color:
         rgb = ImageColor.getrgb(word)
     except ValueError:
         raise InputError(
-            f"--mask-map: {text!r} is not a color (use #rrggbb, a name like red, or a gray "
+            f"{{mask_map}}: {text!r} is not a color (use #rrggbb, a name like red, or a gray "
             "level 0-255)"
         ) from None
     return (rgb[0], rgb[1], rgb[2])
@@ -157,7 +157,7 @@ def parse_mask_map(text: str) -> list[tuple[Color, int | None]]:
             continue
         if "=" not in part:
             raise InputError(
-                f"--mask-map entries are COLOR=STYLE, e.g. '#ff0000=1,white=content', "
+                f"{{mask_map}} entries are COLOR=STYLE, e.g. '#ff0000=1,white=content', "
                 f"not {part.strip()!r}"
             )
         color_text, target_text = part.rsplit("=", 1)
@@ -169,14 +169,14 @@ def parse_mask_map(text: str) -> list[tuple[Color, int | None]]:
             index = int(target) - 1
         else:
             raise InputError(
-                f"--mask-map target must be a style number (1, 2, ...) or 'content', "
+                f"{{mask_map}} target must be a style number (1, 2, ...) or 'content', "
                 f"not {target_text.strip()!r}"
             )
         if any(color == known for known, _ in entries):
-            raise InputError(f"--mask-map lists {hex_color(color)} twice")
+            raise InputError(f"{{mask_map}} lists {hex_color(color)} twice")
         entries.append((color, index))
     if not entries:
-        raise InputError("--mask-map is empty; give COLOR=STYLE entries, e.g. 'black=1,white=2'")
+        raise InputError("{mask_map} is empty; give COLOR=STYLE entries, e.g. 'black=1,white=2'")
     return entries
 
 
@@ -249,7 +249,7 @@ def read_mask(
                 f"the mask has {len(colors)} color{'s' * (len(colors) != 1)} ({listed}) but "
                 f"{styles} style{'s were' if styles != 1 else ' was'} given; give one style "
                 "per color (sorted by hex code), or say which color takes which style with "
-                "--mask-map, e.g. '#000000=1,#ffffff=content'"
+                "{mask_map}, e.g. '#000000=1,#ffffff=content'"
             )
         targets: list[int | None] = list(range(styles))
     else:
@@ -266,7 +266,7 @@ def read_mask(
     if unused:
         raise InputError(
             f"style {unused[0] + 1} takes no region of the mask; map a mask color to it with "
-            "--mask-map, or leave it out"
+            "{mask_map}, or leave it out"
         )
     if all(share == 0 for share, t in zip(layout.shares, targets, strict=True) if t is not None):
         raise InputError("no part of the mask takes a style")
@@ -303,14 +303,14 @@ def _check_map(
     for color, target in entries:
         if target is not None and target >= styles:
             raise InputError(
-                f"--mask-map gives {hex_color(color)} style {target + 1}, but "
+                f"{{mask_map}} gives {hex_color(color)} style {target + 1}, but "
                 f"{styles} style{'s were' if styles != 1 else ' was'} given"
             )
     for i in range(len(colors)):
         for j in range(i + 1, len(colors)):
             if np.linalg.norm(colors[i] - colors[j]) <= COLOR_TOLERANCE:
                 raise InputError(
-                    f"--mask-map colors {hex_color(entries[i][0])} and "
+                    f"{{mask_map}} colors {hex_color(entries[i][0])} and "
                     f"{hex_color(entries[j][0])} are too close to tell apart in a mask"
                 )
     total = counts.sum()
@@ -322,14 +322,14 @@ def _check_map(
             share = counts[near <= COLOR_TOLERANCE].sum() / total
             raise InputError(
                 f"mask color {hex_color(cluster)} (about {share:.0%} of the mask) maps to no "
-                f"style: --mask-map lists only {listed}"
+                f"style: {{mask_map}} lists only {listed}"
             )
     for color, _ in entries:  # a listed color may be rare, but it must be there
         distance = np.linalg.norm(palette - np.asarray(color, dtype=np.float64), axis=1)
         if distance.min() > COLOR_TOLERANCE:
             found = ", ".join(hex_color(c) for c in sorted(clusters))
             raise InputError(
-                f"--mask-map color {hex_color(color)} is not in the mask (its colors: {found})"
+                f"{{mask_map}} color {hex_color(color)} is not in the mask (its colors: {found})"
             )
 
 

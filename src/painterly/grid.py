@@ -8,7 +8,6 @@ result where its row and column meet.
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 from collections.abc import Callable, Sequence
@@ -18,7 +17,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .api import ImageSource, Result, prepare_style, run_transfer
 from .errors import InputError
-from .images import OUTPUT_FORMATS, open_image, save_image, write_text_atomic
+from .images import OUTPUT_FORMATS, open_image, save_image
+from .optimize import Cancel
 from .options import Options
 from .sheets import fit, row_heights
 
@@ -31,8 +31,12 @@ LABEL = 18  # height of the name strip under the header images
 @dataclass
 class GridResult:
     outputs: dict[tuple[int, int], pathlib.Path]  # (content index, style index) -> image
-    sheet: pathlib.Path
+    sheet: pathlib.Path | None  # None when the grid was cancelled before its end
     records: dict[tuple[int, int], dict] = field(default_factory=dict, repr=False)
+
+    @property
+    def interrupted(self) -> bool:
+        return self.sheet is None
 
 
 def run_grid(
@@ -43,21 +47,25 @@ def run_grid(
     *,
     output_format: str = "png",
     report: Callable[[str], None] | None = None,
+    cancel: Cancel | None = None,
     **values: object,
 ) -> GridResult:
     """Paint every content in every style into `output_dir`, and draw a contact sheet.
 
     `report` gets a line per finished image. With `preserve_color`, each style is matched to
-    each content, so its targets are made per pair instead of once.
+    each content, so its targets are made per pair instead of once. `cancel` stops the grid:
+    the images finished so far are kept, the one in progress is not written, nor the sheet.
     """
     options = (options or Options()).with_values(**values).validated()
     if options.mask is not None or options.style_blend is not None:
-        raise InputError("--mask and --style-blend are for one transfer, not for a grid")
+        raise InputError("{mask} and {style_blend} are for one transfer, not for a grid")
     if not contents or not styles:
         raise InputError("a grid needs at least one content image and one style image")
     suffix = "." + output_format.lower().lstrip(".")
     if suffix not in OUTPUT_FORMATS:
-        raise InputError(f"--format must be one of {', '.join(f[1:] for f in OUTPUT_FORMATS)}")
+        raise InputError(
+            f"{{output_format}} must be one of {', '.join(f[1:] for f in OUTPUT_FORMATS)}"
+        )
     out = pathlib.Path(output_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} is a file, not a folder")
@@ -75,17 +83,14 @@ def run_grid(
         # Prepared once per style and dropped after its column is done.
         target = prepare_style(style, options) if options.preserve_color == "none" else style
         for c, content in enumerate(content_images):
-            result: Result = run_transfer(content, target, options)
+            result: Result = run_transfer(content, target, options, cancel=cancel)
             if result.stop_reason == "interrupted":
-                raise KeyboardInterrupt
+                return GridResult(outputs, None, records)
             path = out / f"{content_names[c]}-{style_names[s]}{suffix}"
-            record = {**result.record, "grid": {"content": _label(contents[c]),
-                                                "style": _label(styles[s])}}  # fmt: skip
-            save_image(result.image, path)
-            record_path = path.with_name(path.name + ".json")
-            write_text_atomic(json.dumps(record, indent=2) + "\n", record_path)
+            cell = {"content": _label(contents[c]), "style": _label(styles[s])}
+            result.save(path, grid=cell)
             outputs[(c, s)] = path
-            records[(c, s)] = record
+            records[(c, s)] = record = {**result.record, "grid": cell}
             done += 1
             if report is not None:
                 seconds = record["timings"]["optimization_seconds"]

@@ -25,12 +25,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from painterly.errors import InputError
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "MAX_PIXELS",
     "OUTPUT_FORMATS",
     "check_min_size",
     "check_output_path",
+    "check_writable_folder",
+    "find_images",
     "image_to_tensor",
     "open_image",
+    "prepare_output_folder",
     "resize_long_side",
     "resize_to",
     "save_image",
@@ -38,6 +42,11 @@ __all__ = [
     "write_bytes_atomic",
     "write_text_atomic",
 ]
+
+#: Files taken as images where a folder is searched (by extension, any case); others are ignored.
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".jfif", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".ppm", ".pgm"}
+)
 
 #: Largest image (width * height) we accept. Checked on the header size, before any decoding, so
 #: a tiny file claiming to be 100000x100000 px cannot exhaust memory.
@@ -271,12 +280,15 @@ def resize_to(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize((width, height), Image.Resampling.LANCZOS)
 
 
-def check_min_size(image: Image.Image, min_side: int, *, role: str) -> None:
+def check_min_size(
+    image: Image.Image, min_side: int, *, role: str, field: str | None = None
+) -> None:
     """Refuse images too small for the network's pooling layers, with a message saying so."""
     width, height = image.size
     if width < min_side or height < min_side:
         raise InputError(
-            f"{role} is {width}x{height} px; the network needs at least {min_side} px on each side"
+            f"{role} is {width}x{height} px; the network needs at least {min_side} px on each side",
+            field=field,
         )
 
 
@@ -336,15 +348,49 @@ def check_output_path(
         raise InputError(f"output folder {_show(folder)} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise InputError(f"output folder {_show(folder)} is not writable")
+    check_writable_folder(folder)
+    return target
+
+
+def check_writable_folder(folder: str | os.PathLike[str]) -> None:
+    """Really write a file there: os.access can be wrong (read-only mounts, ACLs, network file
+    systems), and finding out after an hour of painting is too late."""
     try:
-        # os.access can be wrong (read-only mounts, ACLs, network file systems): really try.
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".painterly-probe-", suffix=".part"):
             pass
     except OSError as exc:
         raise InputError(
             f"output folder {_show(folder)} is not writable: {_one_line(exc)}"
         ) from None
-    return target
+
+
+def prepare_output_folder(path: str | os.PathLike[str]) -> pathlib.Path:
+    """Create an output folder if needed and check it is writable, before any run starts."""
+    folder = pathlib.Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"output folder {_show(folder)} is a file, not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {_show(folder)}: {_one_line(exc)}") from None
+    check_writable_folder(folder)
+    return folder
+
+
+def find_images(folder: str | os.PathLike, *, exclude: str | None = None) -> list[str]:
+    """Image files under `folder`, recursively, sorted; hidden files and `exclude` are skipped."""
+    found = []
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = sorted(
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and not (exclude and os.path.abspath(os.path.join(here, d)) == exclude)
+        )
+        for name in sorted(files):
+            if not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES:
+                found.append(os.path.abspath(os.path.join(here, name)))
+    return found
 
 
 def save_image(image: Image.Image, path: str | os.PathLike[str]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
@@ -284,6 +285,7 @@ class LossTerms:
     content_layers: dict[str, torch.Tensor] = field(default_factory=dict)
     style_layers: dict[str, torch.Tensor] = field(default_factory=dict)
     tv: torch.Tensor | float = 0.0  # total variation (unweighted); 0 when its weight is 0
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)  # `LossTerm`s, by name
 
     def detached(self) -> LossTerms:
         return LossTerms(
@@ -293,10 +295,11 @@ class LossTerms:
             {k: v.detach() for k, v in self.content_layers.items()},
             {k: v.detach() for k, v in self.style_layers.items()},
             self.tv.detach() if isinstance(self.tv, torch.Tensor) else self.tv,
+            {k: v.detach() for k, v in self.extra.items()},
         )
 
     def as_floats(self) -> dict[str, object]:
-        return {
+        values = {
             "total": float(self.total),
             "content": float(self.content),
             "style": float(self.style),
@@ -304,6 +307,24 @@ class LossTerms:
             "content_layers": {k: float(v) for k, v in self.content_layers.items()},
             "style_layers": {k: float(v) for k, v in self.style_layers.items()},
         }
+        if self.extra:
+            values["extra"] = {k: float(v) for k, v in self.extra.items()}
+        return values
+
+
+class LossTerm(Protocol):
+    """An extra term of the objective (e.g. video's temporal term, on pixels).
+
+    `layers` are the network layers it needs (empty for a term on pixels); called with those
+    features and the image (network space), it returns its weighted scalar, added to the total.
+    """
+
+    name: str
+    layers: tuple[str, ...]
+
+    def __call__(
+        self, features: Mapping[str, torch.Tensor], image: torch.Tensor
+    ) -> torch.Tensor: ...
 
 
 @dataclass
@@ -321,11 +342,14 @@ class Objective:
     beta: float = 1.0
     tv_weight: float = 0.0
     tv_unit: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    terms: tuple[LossTerm, ...] = ()  # extra terms, added to the total
 
     @property
     def layers(self) -> tuple[str, ...]:
         names = list(self.content.layers if self.content else ())
         names += [n for n in (self.style.layers if self.style else ()) if n not in names]
+        for term in self.terms:
+            names += [n for n in term.layers if n not in names]
         return tuple(names)
 
     def __call__(
@@ -352,4 +376,10 @@ class Objective:
                 raise ValueError("an objective with a tv_weight needs the image")
             tv = total_variation(image, self.tv_unit)
             total = total + self.tv_weight * tv
-        return LossTerms(total, content, style, content_layers, style_layers, tv)
+        extra = {}
+        for term in self.terms:
+            if image is None:
+                raise ValueError(f"an objective with the term {term.name!r} needs the image")
+            extra[term.name] = term(features, image)
+            total = total + extra[term.name]
+        return LossTerms(total, content, style, content_layers, style_layers, tv, extra)

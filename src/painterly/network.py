@@ -26,7 +26,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if cuda else "mps" if mps else "cpu")
     if (name == "cuda" and not cuda) or (name == "mps" and not mps):
-        raise InputError(f"--device {name} was asked for, but this machine has no {name} device")
+        raise InputError(f"{{device}} {name} was asked for, but this machine has no {name} device")
     return torch.device(name)
 
 

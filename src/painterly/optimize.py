@@ -2,8 +2,9 @@
 
 The image is optimized in the network's own input space (e.g. Caffe's BGR 0-255 minus mean), so
 the first L-BFGS step has a sensible scale. Progress leaves through a callback, called once per
-iteration; Ctrl-C ends the loop cleanly and the current image is kept. The loop stops at the
-iteration cap, or earlier once the loss stops improving by more than `tolerance`. The image it
+iteration; a `Cancel` handle (or Ctrl-C) ends the loop cleanly and the current image is kept. The
+loop stops at the iteration cap, or earlier once the loss stops improving by more than
+`tolerance`. The image it
 returns is the best one seen at a check (the start, every `CHECK_EVERY` iterations, the end),
 since L-BFGS without a line search does not descend monotonically.
 
@@ -13,6 +14,7 @@ loop itself adds no per-iteration device sync (torch's L-BFGS does a few of its 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,10 +63,48 @@ class OptimizationResult:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def evaluate(network: VGGFeatures, objective: Objective, image: torch.Tensor) -> LossTerms:
+class Cancel:
+    """A handle to stop a run from outside: Ctrl-C in the CLI, the web page's Cancel button, a
+    batch shutting down. The optimizer checks it after every iteration and stops with
+    stop_reason "interrupted", keeping the image; thread-safe, so any thread may cancel."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+
+# The objective at an image, differentiable (autograd gives the gradient). The default runs the
+# network on the whole image; another (tiled, for very large images) may replace it.
+Evaluator = Callable[[Objective, torch.Tensor], LossTerms]
+
+
+def network_evaluator(network: VGGFeatures) -> Evaluator:
+    """The default evaluator: the network on the whole image."""
+
+    def evaluate(objective: Objective, image: torch.Tensor) -> LossTerms:
+        return objective(network(image, objective.layers), image)
+
+    return evaluate
+
+
+def _as_evaluator(evaluator: Evaluator | VGGFeatures) -> Evaluator:
+    if isinstance(evaluator, torch.nn.Module):
+        return network_evaluator(evaluator)
+    return evaluator
+
+
+def evaluate(
+    evaluator: Evaluator | VGGFeatures, objective: Objective, image: torch.Tensor
+) -> LossTerms:
     """The objective at `image`, without gradients."""
     with torch.no_grad():
-        return objective(network(image, objective.layers), image)
+        return _as_evaluator(evaluator)(objective, image)
 
 
 def lbfgs_history(numel: int) -> int:
@@ -73,7 +113,7 @@ def lbfgs_history(numel: int) -> int:
 
 
 def optimize(
-    network: VGGFeatures,
+    evaluator: Evaluator | VGGFeatures,
     objective: Objective,
     init: torch.Tensor,
     *,
@@ -85,103 +125,147 @@ def optimize(
     bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
     free: torch.Tensor | None = None,
     callback: Callable[[int, LossTerms, torch.Tensor], None] | None = None,
+    cancel: Cancel | None = None,
 ) -> OptimizationResult:
     """Minimize `objective` over the pixels of an image starting at `init` (network space).
 
-    Stops after `iterations`, or when the total loss improved by less than `tolerance` (relative)
-    over the last `CHECK_EVERY` iterations. For Adam, `learning_rate` is in network input units.
-    `free`, a (1, 1, H, W) map in [0, 1], scales each pixel's gradient: pixels where it is 0 keep
-    their start value (regions that keep the content). `callback(iteration, loss, image)` runs
-    after every iteration. With `bounds` (low, high, broadcastable to the image) every step is
-    projected back into them: the saved image is clipped to valid pixels anyway, and optimizing
-    past the clip leaves a worse image than it reports.
+    `evaluator` computes the objective at an image (a network: `network_evaluator`). Stops after
+    `iterations`, when the total loss improved by less than `tolerance` (relative) over the last
+    `CHECK_EVERY` iterations, or when `cancel` is set. For Adam, `learning_rate` is in network
+    input units. `free`, a (1, 1, H, W) map in [0, 1], scales each pixel's gradient: pixels where
+    it is 0 keep their start value (regions that keep the content). `callback(iteration, loss,
+    image)` runs after every iteration. With `bounds` (low, high, broadcastable to the image)
+    every step is projected back into them: the saved image is clipped to valid pixels anyway,
+    and optimizing past the clip leaves a worse image than it reports.
     """
-    # L-BFGS flattens the parameter with view(), so it stays in the default layout (the network
-    # makes its own channels_last copy where that layout is faster).
+    evaluator = _as_evaluator(evaluator)
+    image = _parameter(init, free)
+    solver = _solver(optimizer, image, learning_rate)
+    step = _Step(solver, image, evaluator, objective, loss_scale, bounds, optimizer == "lbfgs")
+    best = _Best(image)
+    history: list[dict[str, float]] = []
+    stop_reason = "iterations"
+    start = time.perf_counter()
+    try:
+        for done in range(1, iterations + 1):
+            check = done % CHECK_EVERY == 0 or done == iterations
+            terms = step(remember=check)
+            if callback is not None:
+                callback(done, terms, image.detach())
+            if cancel is not None and cancel.cancelled:
+                stop_reason = "interrupted"
+                _read_back(step.pending, history)
+                break
+            if not check:
+                continue
+            if not _read_back(step.pending, history):
+                stop_reason = "diverged"
+                break
+            best.update(history, step.evaluated)
+            if converged(history, tolerance):
+                stop_reason = "converged"
+                break
+    except KeyboardInterrupt:
+        stop_reason = "interrupted"
+        _read_back(step.pending, history)
+    seconds = time.perf_counter() - start
+    image_kept, loss = best.final(image.detach(), evaluator, objective)
+    return OptimizationResult(image_kept, loss, len(history), stop_reason, seconds, history)
+
+
+def _parameter(init: torch.Tensor, free: torch.Tensor | None) -> torch.Tensor:
+    """The image to optimize. L-BFGS flattens it with view(), so it stays in the default layout
+    (the network makes its own channels_last copy where that layout is faster)."""
     image = init.detach().clone().contiguous()
     image.requires_grad_(True)
     if free is not None:
         # L-BFGS's steps are combinations of gradients, so zero gradients mean fixed pixels.
         mask = free.to(device=image.device, dtype=image.dtype)
         image.register_hook(lambda grad: grad * mask)
+    return image
+
+
+def _solver(optimizer: str, image: torch.Tensor, learning_rate: float) -> torch.optim.Optimizer:
     if optimizer == "lbfgs":
         # One iteration per step() gives a callback per iteration; L-BFGS's memory persists
         # across calls. Its own tolerances are off: this loop decides when to stop.
-        solver: torch.optim.Optimizer = torch.optim.LBFGS(
+        return torch.optim.LBFGS(
             [image], lr=1.0, max_iter=1, history_size=lbfgs_history(image.numel()),
             tolerance_grad=-1, tolerance_change=-1,
         )  # fmt: skip
-    elif optimizer == "adam":
-        solver = torch.optim.Adam([image], lr=learning_rate)
-    else:
-        raise ValueError(f"unknown optimizer {optimizer!r}")
+    if optimizer == "adam":
+        return torch.optim.Adam([image], lr=learning_rate)
+    raise ValueError(f"unknown optimizer {optimizer!r}")
 
-    last: list[LossTerms] = []
 
-    def closure() -> torch.Tensor:
-        solver.zero_grad(set_to_none=True)
-        terms = objective(network(image, objective.layers), image)
-        scaled = terms.total * loss_scale
+class _Step:
+    """One iteration: the solver's step, the projection into the bounds, the loss kept pending.
+
+    A step evaluates the loss where it starts, then moves: the loss read back last is that of
+    the image from before the last step, so `evaluated` holds that image at a check.
+    """
+
+    def __init__(self, solver, image, evaluator, objective, loss_scale, bounds, lbfgs) -> None:
+        self.solver, self.image, self.bounds = solver, image, bounds
+        self.evaluator, self.objective, self.loss_scale = evaluator, objective, loss_scale
+        self.projected_lbfgs = bounds is not None and lbfgs
+        self.evaluated = image.detach().clone()
+        self.before = torch.empty_like(self.evaluated) if self.projected_lbfgs else self.evaluated
+        self.last: list[LossTerms] = []
+        self.pending: list[torch.Tensor] = []  # per iteration [total, content, style, tv]
+
+    def closure(self) -> torch.Tensor:
+        self.solver.zero_grad(set_to_none=True)
+        terms = self.evaluator(self.objective, self.image)
+        scaled = terms.total * self.loss_scale
         scaled.backward()
-        if bounds is not None:
-            _hold_pixels_at_bounds(image, bounds)
-        last[:] = [terms.detached()]
+        if self.bounds is not None:
+            _hold_pixels_at_bounds(self.image, self.bounds)
+        self.last[:] = [terms.detached()]
         return scaled.detach()
 
-    pending: list[torch.Tensor] = []  # per iteration [total, content, style, tv], not read back
-    history: list[dict[str, float]] = []
-    stop_reason = "iterations"
-    start = time.perf_counter()
-    # A step evaluates the loss where it starts, then moves: history[-1] is the loss of the image
-    # from before the last step, so that is the one kept as the best seen at a check.
-    evaluated = image.detach().clone()
-    projected_lbfgs = bounds is not None and optimizer == "lbfgs"
-    before = torch.empty_like(evaluated) if projected_lbfgs else evaluated
-    best_image, best = image.detach().clone(), float("inf")
-    try:
-        for done in range(1, iterations + 1):
-            check = done % CHECK_EVERY == 0 or done == iterations
-            if check:
-                evaluated.copy_(image.detach())
-            if projected_lbfgs:
-                before.copy_(image.detach())
-            solver.step(closure)
-            if bounds is not None:
-                with torch.no_grad():
-                    torch.maximum(torch.minimum(image, bounds[1]), bounds[0], out=image)
-                    if projected_lbfgs:
-                        _record_projected_step(solver, image, before)
-            terms = last[0]
-            pending.append(torch.stack([terms.total, terms.content, terms.style,
-                                        torch.as_tensor(terms.tv, device=terms.total.device,
-                                                        dtype=terms.total.dtype)]))  # fmt: skip
-            if callback is not None:
-                callback(done, terms, image.detach())
-            if not check:
-                continue
-            if not _read_back(pending, history):
-                stop_reason = "diverged"
-                break
-            if best == float("inf"):  # the start is a candidate too: a scale never makes it worse
-                best = history[0]["total"]
-            if history[-1]["total"] <= best:
-                best = history[-1]["total"]
-                best_image.copy_(evaluated)
-            if converged(history, tolerance):
-                stop_reason = "converged"
-                break
-    except KeyboardInterrupt:
-        stop_reason = "interrupted"
-        _read_back(pending, history)
-    seconds = time.perf_counter() - start
-    final = image.detach()
-    if bool(torch.isfinite(final).all()):
-        loss = evaluate(network, objective, final)
-        if float(loss.total) <= best:  # the usual case: the last step went down
-            return OptimizationResult(final.clone(), loss, len(history), stop_reason, seconds,
-                                      history)  # fmt: skip
-    return OptimizationResult(best_image, evaluate(network, objective, best_image), len(history),
-                              stop_reason, seconds, history)  # fmt: skip
+    def __call__(self, remember: bool) -> LossTerms:
+        image = self.image
+        if remember:
+            self.evaluated.copy_(image.detach())
+        if self.projected_lbfgs:
+            self.before.copy_(image.detach())
+        self.solver.step(self.closure)
+        if self.bounds is not None:
+            with torch.no_grad():
+                torch.maximum(torch.minimum(image, self.bounds[1]), self.bounds[0], out=image)
+                if self.projected_lbfgs:
+                    _record_projected_step(self.solver, image, self.before)
+        terms = self.last[0]
+        self.pending.append(torch.stack([terms.total, terms.content, terms.style,
+                                         torch.as_tensor(terms.tv, device=terms.total.device,
+                                                         dtype=terms.total.dtype)]))  # fmt: skip
+        return terms
+
+
+class _Best:
+    """The best image seen at a check, since L-BFGS without a line search does not descend
+    monotonically. The start is a candidate too: a scale never makes it worse."""
+
+    def __init__(self, image: torch.Tensor) -> None:
+        self.image, self.loss = image.detach().clone(), float("inf")
+
+    def update(self, history: list[dict[str, float]], evaluated: torch.Tensor) -> None:
+        if self.loss == float("inf"):
+            self.loss = history[0]["total"]
+        if history[-1]["total"] <= self.loss:
+            self.loss = history[-1]["total"]
+            self.image.copy_(evaluated)
+
+    def final(
+        self, last: torch.Tensor, evaluator: Evaluator, objective: Objective
+    ) -> tuple[torch.Tensor, LossTerms]:
+        """The last image if it is finite and no worse than the best seen, else the best."""
+        if bool(torch.isfinite(last).all()):
+            loss = evaluate(evaluator, objective, last)
+            if float(loss.total) <= self.loss:  # the usual case: the last step went down
+                return last.clone(), loss
+        return self.image, evaluate(evaluator, objective, self.image)
 
 
 def _hold_pixels_at_bounds(image: torch.Tensor, bounds: tuple[torch.Tensor, torch.Tensor]) -> None:

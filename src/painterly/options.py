@@ -68,56 +68,56 @@ class Options:
         """Return self after checking every value; raise InputError naming the bad one."""
         _check(
             isinstance(self.size, int) and 16 <= self.size <= MAX_SIZE,
-            f"--size must be a whole number of pixels from 16 to {MAX_SIZE}, not {self.size!r}",
+            f"{{size}} must be a whole number of pixels from 16 to {MAX_SIZE}, not {self.size!r}",
         )
         _check(
             isinstance(self.iterations, int) and self.iterations >= 1,
-            f"--iterations must be a whole number of at least 1, not {self.iterations!r}",
+            f"{{iterations}} must be a whole number of at least 1, not {self.iterations!r}",
         )
         _check(
             isinstance(self.scales, int) and 1 <= self.scales <= 8,
-            f"--scales must be a whole number from 1 to 8, not {self.scales!r}",
+            f"{{scales}} must be a whole number from 1 to 8, not {self.scales!r}",
         )
         _check(
             isinstance(self.tolerance, (int, float)) and 0 <= self.tolerance < 1,
-            f"--tolerance must be a number from 0 to 1, not {self.tolerance!r}",
+            f"{{tolerance}} must be a number from 0 to 1, not {self.tolerance!r}",
         )
         _check(
             _number(self.strength) and 0 <= self.strength <= MAX_STRENGTH,
-            f"--strength must be a number from 0 to {MAX_STRENGTH:g}, not {self.strength!r}",
+            f"{{strength}} must be a number from 0 to {MAX_STRENGTH:g}, not {self.strength!r}",
         )
         _check(
             self.ratio is None or _positive(self.ratio),
-            f"--ratio must be a positive number, not {self.ratio!r}",
+            f"{{ratio}} must be a positive number, not {self.ratio!r}",
         )
         _check(
             _positive(self.learning_rate),
-            f"--learning-rate must be a positive number, not {self.learning_rate!r}",
+            f"{{learning_rate}} must be a positive number, not {self.learning_rate!r}",
         )
         for name in (self.content_layer, *self.style_layers):
             _check(
                 name in LAYER_NAMES,
                 f"unknown layer {name!r}: VGG-19's layers are {', '.join(LAYER_NAMES)}",
             )
-        _check(len(self.style_layers) >= 1, "--style-layers needs at least one layer")
+        _check(len(self.style_layers) >= 1, "{style_layers} needs at least one layer")
         _check(
             len(set(self.style_layers)) == len(self.style_layers),
-            "--style-layers names a layer twice",
+            "{style_layers} names a layer twice",
         )
         _check(
             self.init in INITS or Path(self.init).is_file(),
-            f"--init must be {', '.join(INITS)} or an image file; {self.init!r} is none of them",
+            f"{{init}} must be {', '.join(INITS)} or an image file; {self.init!r} is none of them",
         )
         _check(
             self.optimizer in OPTIMIZERS,
-            f"--optimizer must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}",
+            f"{{optimizer}} must be one of {', '.join(OPTIMIZERS)}, not {self.optimizer!r}",
         )
         _check(
-            self.pooling in ("avg", "max"), f"--pooling must be avg or max, not {self.pooling!r}"
+            self.pooling in ("avg", "max"), f"{{pooling}} must be avg or max, not {self.pooling!r}"
         )
         _check(
             self.device in DEVICES,
-            f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}",
+            f"{{device}} must be one of {', '.join(DEVICES)}, not {self.device!r}",
         )
         _check(
             self.precision in PRECISIONS,
@@ -129,7 +129,7 @@ class Options:
         )
         _check(
             self.seed is None or (isinstance(self.seed, int) and 0 <= self.seed < 2**63),
-            f"--seed must be a whole number from 0 to 2^63-1, not {self.seed!r}",
+            f"{{seed}} must be a whole number from 0 to 2^63-1, not {self.seed!r}",
         )
         _check(
             self.weights is None or os.path.isfile(self.weights),
@@ -143,35 +143,35 @@ class Options:
         if blend is not None:
             _check(
                 len(blend) >= 1 and all(_number(w) for w in blend),
-                f"--style-blend must be comma-separated numbers, not {blend!r}",
+                f"{{style_blend}} must be comma-separated numbers, not {blend!r}",
             )
             _check(
                 all(w >= 0 for w in blend),
-                f"--style-blend weights must not be negative: {_show_weights(blend)}",
+                f"{{style_blend}} weights must not be negative: {_show_weights(blend)}",
             )
-            _check(sum(blend) > 0, "--style-blend weights must not all be 0")
+            _check(sum(blend) > 0, "{style_blend} weights must not all be 0")
         _check(
             _positive(self.style_scale) and self.style_scale <= MAX_STYLE_SCALE,
-            f"--style-scale must be a number above 0 and at most {MAX_STYLE_SCALE:g}, "
+            f"{{style_scale}} must be a number above 0 and at most {MAX_STYLE_SCALE:g}, "
             f"not {self.style_scale!r}",
         )
         _check(
             self.preserve_color in PRESERVE_COLOR,
-            f"--preserve-color must be one of {', '.join(PRESERVE_COLOR)}, "
+            f"{{preserve_color}} must be one of {', '.join(PRESERVE_COLOR)}, "
             f"not {self.preserve_color!r}",
         )
         _check(
             _number(self.tv_weight) and self.tv_weight >= 0,
-            f"--tv-weight must be a number of 0 or more, not {self.tv_weight!r}",
+            f"{{tv_weight}} must be a number of 0 or more, not {self.tv_weight!r}",
         )
-        _check(self.mask_map is None or self.mask is not None, "--mask-map needs --mask")
+        _check(self.mask_map is None or self.mask is not None, "{mask_map} needs {mask}")
         _check(
             self.mask is None or self.style_blend is None,
-            "--style-blend does not go with --mask: each mask region takes one style",
+            "{style_blend} does not go with {mask}: each mask region takes one style",
         )
         _check(
             self.mask is None or isinstance(self.mask, (str, Image.Image)),
-            f"--mask must be an image file, not {self.mask!r}",
+            f"{{mask}} must be an image file, not {self.mask!r}",
         )
         if self.mask_map is not None:
             parse_mask_map(self.mask_map)  # the syntax is checked now, before any work
@@ -210,10 +210,10 @@ def parse_blend(text: str) -> tuple[float, ...]:
         weights = tuple(float(part) for part in text.split(","))
     except ValueError:
         raise InputError(
-            f"--style-blend must be comma-separated numbers such as 0.7,0.3, not {text!r}"
+            f"{{style_blend}} must be comma-separated numbers such as 0.7,0.3, not {text!r}"
         ) from None
     if not all(math.isfinite(w) for w in weights):
-        raise InputError(f"--style-blend weights must be finite numbers, not {text!r}")
+        raise InputError(f"{{style_blend}} weights must be finite numbers, not {text!r}")
     return weights
 
 
@@ -223,7 +223,7 @@ def normalized_blend(blend: tuple[float, ...] | None, styles: int) -> tuple[floa
         return tuple(1 / styles for _ in range(styles))
     if len(blend) != styles:
         raise InputError(
-            f"--style-blend has {len(blend)} weight{'s' * (len(blend) != 1)} but "
+            f"{{style_blend}} has {len(blend)} weight{'s' * (len(blend) != 1)} but "
             f"{styles} style{'s were' if styles != 1 else ' was'} given"
         )
     total = sum(blend)

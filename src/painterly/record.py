@@ -1,10 +1,54 @@
-"""The JSON record written beside every output: enough to know how an image was made."""
+"""The JSON record written beside every output: enough to know how an image was made.
+
+`Result.save` is the one way every client writes an output: the image, then its record beside
+it (`NAME.png.json`), both atomically, so a record on disk means its image is complete.
+"""
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
+import os
+import pathlib
 import platform
 import sys
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from .images import save_image, write_text_atomic
+from .optimize import OptimizationResult
+
+
+@dataclass
+class Result:
+    """An output image and the record of how it was made (JSON-ready)."""
+
+    image: Image.Image
+    record: dict = field(repr=False)
+    optimization: OptimizationResult = field(repr=False)  # of the last (full-size) scale
+    # the loss at every iteration of every scale: iteration (counted over all scales), scale,
+    # and total, content, style, tv as in `LossTerms` (the weights are in record["scales"])
+    history: list[dict] = field(default_factory=list, repr=False)
+
+    @property
+    def stop_reason(self) -> str:
+        return self.record["stop_reason"]
+
+    def save(self, path: str | os.PathLike[str], **extra: object) -> pathlib.Path:
+        """Write the image to `path`, then its record to `path` + ".json"; return the record's
+        path. `extra` adds entries to the saved record (a batch's pair, a grid's cell)."""
+        target = pathlib.Path(path)
+        save_image(self.image, target)
+        record_path = record_path_for(target)
+        write_text_atomic(json.dumps({**self.record, **extra}, indent=2) + "\n", record_path)
+        return record_path
+
+
+def record_path_for(image_path: str | os.PathLike[str]) -> pathlib.Path:
+    """Where an output's record goes: beside it, its name plus ".json"."""
+    path = pathlib.Path(image_path)
+    return path.with_name(path.name + ".json")
 
 
 def package_versions() -> dict[str, str]:

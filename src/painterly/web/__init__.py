@@ -8,7 +8,7 @@ Needs the `web` extra (Starlette and uvicorn): `pip install 'painterly[web]'`.
 from __future__ import annotations
 
 from .app import create_app
-from .jobs import RunCancelled, RunQueue
+from .jobs import RunQueue
 from .server import serve
 
-__all__ = ["RunCancelled", "RunQueue", "create_app", "serve"]
+__all__ = ["RunQueue", "create_app", "serve"]

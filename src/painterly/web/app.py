@@ -118,6 +118,23 @@ def create_app(
     """
     store = ImageStore()
     queue = RunQueue(runner=runner, max_pending=max_pending)
+    routes = [
+        *_page_routes(max_upload_bytes, max_upload_pixels, max_pending),
+        *_image_routes(store, queue, max_upload_bytes, max_upload_pixels),
+        *_run_routes(store, queue),
+        Mount("/static", StaticFiles(directory=STATIC), name="static"),
+    ]
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: _http_error}, lifespan=_lifespan(queue)
+    )
+    app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)
+    app.state.store = store
+    app.state.queue = queue
+    return app
+
+
+def _page_routes(max_upload_bytes: int, max_upload_pixels: int, max_pending: int) -> list[Route]:
+    """The page itself and what it needs to know: defaults, choices and limits."""
     defaults = Options()
 
     async def index(request: Request) -> Response:
@@ -141,6 +158,14 @@ def create_app(
                 "formats": FORMATS_SHOWN,
             }
         )
+
+    return [Route("/", index), Route("/api/config", config)]
+
+
+def _image_routes(
+    store: ImageStore, queue: RunQueue, max_upload_bytes: int, max_upload_pixels: int
+) -> list[Route]:
+    """Uploads, thumbnails and the sample pair."""
 
     async def upload(request: Request) -> Response:
         role = request.query_params.get("role", "image")
@@ -180,6 +205,16 @@ def create_app(
         )
         return JSONResponse({"content": content.describe(), "style": style.describe()})
 
+    return [
+        Route("/api/images", upload, methods=["POST"]),
+        Route("/api/images/{image_id}/thumb", thumb),
+        Route("/api/samples", samples),
+    ]
+
+
+def _run_routes(store: ImageStore, queue: RunQueue) -> list[Route]:
+    """Runs: start, list, one, cancel, and each one's preview, result and record."""
+
     async def start_runs(request: Request) -> Response:
         try:
             body = await request.json()
@@ -191,7 +226,7 @@ def create_app(
         except QueueFull as exc:
             return error(str(exc), 429)
         except InputError as exc:
-            return error(plain(str(exc)))
+            return error(plain(exc))
         return JSONResponse({"runs": [queue.describe(job.id) for job in jobs]}, status_code=201)
 
     async def list_runs(request: Request) -> Response:
@@ -229,6 +264,20 @@ def create_app(
             headers=_attachment(f"painterly-{job.id}.png.json"),
         )
 
+    return [
+        Route("/api/runs", list_runs),
+        Route("/api/runs", start_runs, methods=["POST"]),
+        Route("/api/runs/{run_id}", one_run),
+        Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
+        Route("/api/runs/{run_id}/preview", preview),
+        Route("/api/runs/{run_id}/result.png", result),
+        Route("/api/runs/{run_id}/record.json", record),
+    ]
+
+
+def _lifespan(queue: RunQueue) -> Callable[[Starlette], contextlib.AbstractAsyncContextManager]:
+    """The queue's worker runs as long as the app."""
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         queue.start()
@@ -237,33 +286,12 @@ def create_app(
         finally:
             await run_in_threadpool(queue.close)
 
-    async def http_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, HTTPException)
-        return error(exc.detail, exc.status_code)
+    return lifespan
 
-    app = Starlette(
-        routes=[
-            Route("/", index),
-            Route("/api/config", config),
-            Route("/api/images", upload, methods=["POST"]),
-            Route("/api/images/{image_id}/thumb", thumb),
-            Route("/api/samples", samples),
-            Route("/api/runs", list_runs),
-            Route("/api/runs", start_runs, methods=["POST"]),
-            Route("/api/runs/{run_id}", one_run),
-            Route("/api/runs/{run_id}/cancel", cancel, methods=["POST"]),
-            Route("/api/runs/{run_id}/preview", preview),
-            Route("/api/runs/{run_id}/result.png", result),
-            Route("/api/runs/{run_id}/record.json", record),
-            Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        ],
-        exception_handlers={HTTPException: http_error},
-        lifespan=lifespan,
-    )
-    app.add_middleware(GuardMiddleware, allowed_hosts=allowed_hosts)
-    app.state.store = store
-    app.state.queue = queue
-    return app
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error(exc.detail, exc.status_code)
 
 
 class _TooLarge(InputError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import re
 import secrets
 import threading
 import time
@@ -24,7 +23,7 @@ from PIL import Image
 from ..api import Result, run_transfer
 from ..errors import InputError
 from ..images import tensor_to_image
-from ..optimize import Progress, ProgressCallback
+from ..optimize import Cancel, Progress, ProgressCallback
 from ..options import Options, normalized_blend
 from .uploads import StoredImage, encode
 
@@ -36,17 +35,13 @@ FINISHED = (DONE, CANCELLED, FAILED)
 Runner = Callable[..., Result]
 
 
-class RunCancelled(Exception):
-    """Raised from the progress callback to stop a run the user cancelled (the API has no flag)."""
-
-
 class QueueFull(InputError):
     """Too many runs waiting; refusing more keeps memory bounded."""
 
 
-def plain(message: str) -> str:
-    """The API's messages name CLI flags ('--size'); on the page the field is called 'size'."""
-    return re.sub(r"--([a-z][a-z-]*)", lambda m: m.group(1).replace("-", " "), message)
+def plain(error: InputError) -> str:
+    """An error as the page words it: an option by its label ('preserve color'), not a flag."""
+    return error.worded(lambda field: field.replace("_", " "))
 
 
 @dataclass(eq=False)
@@ -73,6 +68,7 @@ class Job:
     stop_reason: str | None = None
     error: str | None = None
     cancel_requested: bool = False
+    cancel: Cancel = field(default_factory=Cancel, repr=False)  # stops the running optimization
 
     def describe(self, position: int | None) -> dict[str, object]:
         """What the page needs to draw this run's card (JSON-ready)."""
@@ -208,6 +204,7 @@ class RunQueue:
                 self._end(job, CANCELLED)
             elif job.state == RUNNING:
                 job.cancel_requested = True
+                job.cancel.cancel()
             return job
 
     def get(self, job_id: str) -> Job | None:
@@ -266,17 +263,16 @@ class RunQueue:
         try:
             images = [style.image for style in job.styles]
             style = images[0] if len(images) == 1 else images
-            result = self.runner(
-                job.content.image, style, job.options, callback=self._callback(job)
-            )
+            result = self.runner(job.content.image, style, job.options,
+                                 callback=self._callback(job), cancel=job.cancel)  # fmt: skip
+            if job.cancel.cancelled:
+                with self._lock:
+                    self._end(job, CANCELLED)
+                return
             png = encode(result.image, "PNG")
             preview = self._preview(result.image)
-        except RunCancelled:
-            with self._lock:
-                self._end(job, CANCELLED)
-            return
         except InputError as exc:
-            message = plain(str(exc))
+            message = plain(exc)
         except MemoryError:
             message = "out of memory; try a smaller size"
         except Exception as exc:
@@ -300,8 +296,6 @@ class RunQueue:
         last_preview = [float("-inf")]
 
         def callback(progress: Progress) -> None:
-            if job.cancel_requested:
-                raise RunCancelled
             loss = progress.loss
             losses = {
                 "content": float(loss.content),
