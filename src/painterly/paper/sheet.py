@@ -104,52 +104,105 @@ def tile_sheet(
     seconds: float,
 ) -> Image.Image:
     """Inputs on the first row, then the runs at their (row, col), every tile captioned."""
+    layout = _layout(figure, found, sources, results, settings, seconds)
+    sheet = Image.new("RGB", (layout.width, layout.height), "white")
+    draw = ImageDraw.Draw(sheet)
+    y = _draw_header(draw, layout)
+    _draw_rows(sheet, draw, layout, figure.columns, settings.size, y)
+    return sheet
+
+
+@dataclass
+class _Layout:
+    """Everything on a sheet, measured before anything is drawn (the page's size needs it)."""
+
+    box: int  # the side of a tile's square
+    fonts: _Fonts
+    rows: list[tuple[str, list[_Tile | None]]]
+    images: list[list[Image.Image | None]]  # each tile's image fitted to the box
+    heights: list[int]  # each row's images
+    captions: list[list[list[str]]]  # each tile's caption, wrapped to the box
+    caption_heights: list[int]
+    title_lines: list[str]
+    body_lines: list[str]
+    column_height: int  # Figure 4's column heads, else 0
+    width: int
+
+    @property
+    def height(self) -> int:
+        header = len(self.title_lines) * TITLE_LINE + len(self.body_lines) * LINE + GAP
+        rows = sum(self.heights) + sum(self.caption_heights) + GAP * len(self.rows)
+        return MARGIN + header + rows + self.column_height + MARGIN
+
+
+def _layout(
+    figure: Figure,
+    found: Found,
+    sources: Mapping[str, Image.Image],
+    results: Mapping[str, Rendered],
+    settings: Settings,
+    seconds: float,
+) -> _Layout:
     box = max(settings.size, 224)
     fonts = _Fonts.load()
     rows = _rows(figure, found, sources, results, settings.size)
     n_cols = max(len(tiles) for _, tiles in rows)
     width = MARGIN * 2 + LABEL_WIDTH + n_cols * box + (n_cols - 1) * GAP
-
-    fitted_rows = [
-        [fit(t.image, box) if t and t.image else None for t in tiles] for _, tiles in rows
-    ]
-    heights = row_heights(fitted_rows, round(box * 0.75))
+    images = [[fit(t.image, box) if t and t.image else None for t in tiles] for _, tiles in rows]
     captions = [
         [wrap(t.caption, fonts.caption, box) if t else [] for t in tiles] for _, tiles in rows
     ]
-    caption_heights = [max(len(c) for c in row) * LINE + 6 for row in captions]
-
     text_width = width - 2 * MARGIN
-    title_lines = wrap(figure.title, fonts.title, text_width)
     body = [figure.look_for, settings_line(figure, settings, seconds), *found.notes]
-    body_lines = [wrapped for text in body for wrapped in wrap(text, fonts.text, text_width)]
-    header_height = len(title_lines) * TITLE_LINE + len(body_lines) * LINE + GAP
-    column_height = LINE * 2 + 4 if figure.columns else 0
+    return _Layout(
+        box=box,
+        fonts=fonts,
+        rows=rows,
+        images=images,
+        heights=row_heights(images, round(box * 0.75)),
+        captions=captions,
+        caption_heights=[max(len(c) for c in row) * LINE + 6 for row in captions],
+        title_lines=wrap(figure.title, fonts.title, text_width),
+        body_lines=[wrapped for text in body for wrapped in wrap(text, fonts.text, text_width)],
+        column_height=LINE * 2 + 4 if figure.columns else 0,
+        width=width,
+    )
 
-    height = MARGIN + header_height + sum(heights) + sum(caption_heights) + column_height
-    height += GAP * len(rows) + MARGIN
-    sheet = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(sheet)
+
+def _draw_header(draw: ImageDraw.ImageDraw, layout: _Layout) -> int:
+    """The title, what to look for, the settings and the notes; returns where the rows start."""
     y = MARGIN
-    for text in title_lines:
-        draw.text((MARGIN, y), text, fill="black", font=fonts.title)
+    for text in layout.title_lines:
+        draw.text((MARGIN, y), text, fill="black", font=layout.fonts.title)
         y += TITLE_LINE
-    for text in body_lines:
-        draw.text((MARGIN, y), text, fill=(60, 60, 60), font=fonts.text)
+    for text in layout.body_lines:
+        draw.text((MARGIN, y), text, fill=(60, 60, 60), font=layout.fonts.text)
         y += LINE
-    y += GAP
-    for index, ((label, tiles), images) in enumerate(zip(rows, fitted_rows, strict=True)):
-        if index == 1 and figure.columns:
-            _column_heads(draw, figure.columns, y, box, settings.size, fonts)
-            y += column_height
-        _row_label(draw, label, y, heights[index], fonts)
+    return y + GAP
+
+
+def _draw_rows(
+    sheet: Image.Image,
+    draw: ImageDraw.ImageDraw,
+    layout: _Layout,
+    columns: tuple[float, ...],
+    size: int,
+    y: int,
+) -> None:
+    """Each row from `y` down: its label, then its tiles (Figure 4's column heads after inputs)."""
+    box = layout.box
+    for index, ((label, tiles), images) in enumerate(zip(layout.rows, layout.images, strict=True)):
+        if index == 1 and columns:
+            _column_heads(draw, columns, y, box, size, layout.fonts)
+            y += layout.column_height
+        height = layout.heights[index]
+        _row_label(draw, label, y, height, layout.fonts)
         for col, tile in enumerate(tiles):
             if tile is not None:
-                x = MARGIN + LABEL_WIDTH + col * (box + GAP)
-                place = (x, y, box, heights[index])
-                _tile(sheet, draw, images[col], captions[index][col], place, fonts.caption)
-        y += heights[index] + caption_heights[index] + GAP
-    return sheet
+                place = (MARGIN + LABEL_WIDTH + col * (box + GAP), y, box, height)
+                caption = layout.captions[index][col]
+                _tile(sheet, draw, images[col], caption, place, layout.fonts.caption)
+        y += height + layout.caption_heights[index] + GAP
 
 
 def _column_heads(
