@@ -6,6 +6,12 @@ bad-folder and unknown-figure messages; the paper's settings and the alpha/beta 
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import fields
 from pathlib import Path
 
@@ -16,6 +22,7 @@ from PIL import Image
 
 from painterly import paper
 from painterly.cli import main
+from painterly.optimize import Cancel
 from painterly.options import PAPER_STYLE_LAYERS, Options
 from painterly.paper import cache
 
@@ -189,6 +196,57 @@ def test_a_new_render_version_redoes_the_images(capsys, images, tmp_path, monkey
     assert code == 0 and "kept " in err, err
 
 
+def test_cancel_between_images_keeps_the_finished_ones_and_draws_no_sheet(images, tmp_path):
+    settings = paper.Settings(size=32, iterations=2)
+    cancel = Cancel()
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        if line.startswith("fig1 1/10"):  # the first image is saved: stop before the second
+            cancel.cancel()
+
+    results = paper.render_figures(["fig1", "fig2"], images, tmp_path, settings, log=log,
+                                   cancel=cancel)  # fmt: skip
+    (result,) = results  # fig2 never starts
+    assert result.interrupted and result.sheet is None
+    first = paper.FIGURES["fig1"].runs[0].name
+    assert result.images == [tmp_path / "fig1" / f"{first}.png"]
+    made = sorted(p.name for p in (tmp_path / "fig1").iterdir())
+    assert made == [f"{first}.png", f"{first}.png.json"]
+    record = json.loads((tmp_path / "fig1" / made[1]).read_text())
+    assert record["stop_reason"] == "iterations"
+    assert not (tmp_path / "fig1.png").exists() and not (tmp_path / "fig2").exists()
+    assert lines[-1].startswith("fig1: interrupted before "), lines
+
+
+def test_ctrl_c_saves_the_image_so_far_and_exits_130(images, tmp_path) -> None:
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "painterly", "paper", "fig2", "--images", str(images), "-o",
+         str(out), "--size", "32", "--iterations", "100000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        # Wait until the progress bar counts an iteration, then press Ctrl-C.
+        deadline, seen = time.time() + 120, b""
+        while time.time() < deadline and not re.search(rb" [1-9][0-9]*/100000", seen):
+            seen += os.read(process.stderr.fileno(), 4096)
+        process.send_signal(signal.SIGINT)
+        stdout, rest = process.communicate(timeout=60)
+    finally:
+        process.kill()  # a run that ignored Ctrl-C would go on for 100000 iterations
+        process.wait()
+    err = (seen + rest).decode()
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "painterly: interrupted" in err and stdout == b""
+    record = json.loads((out / "fig2" / "transfer.png.json").read_text())
+    assert record["stop_reason"] == "interrupted" and record["iterations"] >= 1
+    assert Image.open(out / "fig2" / "transfer.png").size == (32, 24)
+    assert not (out / "fig2.png").exists() and not (out / "fig2.json").exists()
+
+
 def test_a_kept_fig2_run_still_plots_its_loss_curves(capsys, images, tmp_path) -> None:
     command = ["paper", "fig2", "--images", images, "-o", tmp_path, "--size", "32",
                "--iterations", "3"]  # fmt: skip
@@ -244,6 +302,24 @@ def test_missing_inputs_are_one_line_listing_what_the_figure_needs(capsys, tmp_p
     (empty / "tubingen.jpg").write_bytes(b"")  # the photo alone: no painting, no run to make
     code, _, err = run(capsys, "paper", "fig3", "--images", empty, "-o", tmp_path / "out", *FAST)
     assert code == 2 and "none of the optional inputs found" in err and "shipwreck.*" in err
+
+
+def test_inputs_are_found_in_every_image_format_the_other_commands_read(images, tmp_path):
+    # paper reads the formats `images.IMAGE_SUFFIXES` lists; where one name has several files,
+    # the formats it read before (.png here) come first, so a folder picks the file it did.
+    folder = tmp_path / "formats"
+    folder.mkdir()
+    Image.open(images / "tubingen.png").save(folder / "tubingen.gif")
+    Image.open(images / "starry_night.jpg").save(folder / "starry_night.ppm")
+    (folder / "sub").mkdir()  # never searched: an OUTDIR inside would hold the same names
+    (folder / "sub" / "shipwreck.png").write_bytes((images / "tubingen.png").read_bytes())
+    found = paper.list_images(folder)
+    assert {k: p.name for k, p in found.items()} == {
+        "tubingen": "tubingen.gif",
+        "starry_night": "starry_night.ppm",
+    }
+    (folder / "tubingen.png").write_bytes((images / "tubingen.png").read_bytes())
+    assert paper.list_images(folder)["tubingen"].name == "tubingen.png"
 
 
 def test_all_checks_every_figure_before_running_any(capsys, images, tmp_path) -> None:

@@ -583,14 +583,21 @@ def _run_paper(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(line, file=sys.stderr, flush=True)
 
-    results = render_figures(
-        names, args.images, args.output, settings, log=log, progress=not args.quiet
-    )
+    with ctrl_c_cancels() as cancel:
+        results = render_figures(names, args.images, args.output, settings, log=log,
+                                 progress=not args.quiet, cancel=cancel)  # fmt: skip
     for result in results:
+        if not result.interrupted:
+            print(
+                f"{result.figure}: {result.seconds:.1f} s, {image_count(len(result.images))}, "
+                f"{result.sheet}"
+            )
+    if results and results[-1].interrupted:
         print(
-            f"{result.figure}: {result.seconds:.1f} s, {image_count(len(result.images))}, "
-            f"{result.sheet}"
+            "painterly: interrupted; finished images are kept, the same command goes on",
+            file=sys.stderr,
         )
+        return 130
     return 0
 
 

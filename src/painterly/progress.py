@@ -12,9 +12,12 @@ import sys
 WORK_BAR = "{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
 
 
-def progress_bar(total: int, desc: str, *, unit: str = "it", bar_format: str | None = None):
-    """A tqdm bar on stderr that fits the terminal's width."""
+def progress_bar(
+    total: int, desc: str, *, unit: str = "it", bar_format: str | None = None, leave: bool = True
+):
+    """A tqdm bar on stderr that fits the terminal's width; `leave=False` clears it when closed
+    (where a line saying what was done takes its place)."""
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True,
-                bar_format=bar_format)  # fmt: skip
+                bar_format=bar_format, leave=leave)  # fmt: skip

@@ -16,6 +16,7 @@ from pathlib import Path
 from PIL import Image
 
 from ..images import save_image, write_text_atomic
+from ..record import record_path_for
 from .figures import Run
 from .inputs import Found
 from .settings import Settings, run_options
@@ -109,17 +110,17 @@ def reusable(path: Path, key: dict, outdir: Path) -> tuple[Rendered | None, Path
     return (None, None) if source is None else (kept_image(source, key), source)
 
 
-def save_rendered(rendered: Rendered, path: Path) -> None:
+def save_copy(rendered: Rendered, path: Path) -> None:
+    """Another figure's finished image, written as this figure's: the image, then its record
+    with its history, as `Result.save` writes a run's. A copy is no run, so it has no `Result`."""
     save_image(rendered.image, path)
-    write_text_atomic(
-        json.dumps({**rendered.record, "history": rendered.history}, indent=2) + "\n",
-        path.with_name(path.name + ".json"),
-    )
+    record = {**rendered.record, "history": rendered.history}
+    write_text_atomic(json.dumps(record, indent=2) + "\n", record_path_for(path))
 
 
 def kept_image(path: Path, key: dict) -> Rendered | None:
     """The image at `path` if an earlier run with this key finished it, else None."""
-    record_path = path.with_name(path.name + ".json")
+    record_path = record_path_for(path)
     try:
         record = json.loads(record_path.read_text())
         if record["paper"]["key"] != key or record["stop_reason"] not in FINISHED:

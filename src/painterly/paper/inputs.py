@@ -7,7 +7,6 @@ hours into `all`.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +14,13 @@ from pathlib import Path
 from PIL import Image
 
 from ..errors import InputError
-from ..images import open_image
+from ..images import IMAGE_SUFFIXES, open_image
 from .figures import FIGURES, Figure
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp")
+# Where several files have one name (tubingen.png, tubingen.gif), these formats come first, in
+# name order, so a folder picks the file it picked before paper read every format `images`
+# reads (.jfif, .gif, .ppm and .pgm came with it).
+_FIRST_CHOICE = frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp"})
 
 
 def _normal(stem: str) -> str:
@@ -31,7 +33,11 @@ def _show(path: str | os.PathLike) -> str:
 
 
 def list_images(directory: str | os.PathLike) -> dict[str, Path]:
-    """The image files of `directory` by normalized stem; a clear error if it is no folder."""
+    """The image files of `directory` by normalized stem; a clear error if it is no folder.
+
+    Only the folder itself, not its subfolders (`images.find_images` walks them): a figure's
+    outputs under an OUTDIR inside it (fig3/starry_night.png) must never be taken for inputs.
+    """
     folder = Path(directory)
     if not folder.exists():
         raise InputError(f"images folder {_show(folder)} does not exist")
@@ -42,7 +48,7 @@ def list_images(directory: str | os.PathLike) -> dict[str, Path]:
     except OSError as exc:
         raise InputError(f"images folder {_show(folder)} cannot be read: {exc.strerror}") from None
     found: dict[str, Path] = {}
-    for path in entries:
+    for path in sorted(entries, key=lambda p: p.suffix.lower() not in _FIRST_CHOICE):
         if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
             found.setdefault(_normal(path.stem), path)
     return found
@@ -114,27 +120,12 @@ def find_inputs(
         what = f"{', '.join(missing)} not found" if missing else "none of the optional inputs found"
         raise InputError(
             f"{figure.name}: {what} in {_show(directory)}; {_needs(figure)} "
-            f"(any of {', '.join(IMAGE_SUFFIXES)})"
+            f"(any of {', '.join(sorted(IMAGE_SUFFIXES))})"
         )
     for run in figure.runs:
         if run.name in skipped:
             notes.append(f"skipped {run.label.strip()}: {skipped[run.name]} not found")
     return Found(paths, notes, skipped, stood_in)
-
-
-def prepare_outdir(path: str | os.PathLike) -> Path:
-    """Create OUTDIR if needed and check it is writable, before any run starts."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise InputError(f"output folder {_show(folder)} is a file, not a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".painterly-probe-", suffix=".part"):
-            pass
-    except OSError as exc:
-        reason = exc.strerror or type(exc).__name__
-        raise InputError(f"output folder {_show(folder)} is not writable: {reason}") from None
-    return folder
 
 
 def check_figures(names: Sequence[str], images: str | os.PathLike) -> dict[str, Found]:
