@@ -120,61 +120,68 @@ def _blend(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(worded(exc)) from None
 
 
+#: The boolean options, as switches: flag, action and help.
+SWITCHES = {
+    "normalize": ("--no-normalize", "store_false",
+                  "use VGG-19's raw filters, not the paper's normalized ones"),
+    "deterministic": ("--deterministic", "store_true",
+                      "torch's deterministic kernels: the same seed gives the same bytes on CUDA "
+                      "too (slower; the CPU is deterministic anyway)"),
+}  # fmt: skip
+
+
 def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
+    """Options' fields as flags (their defaults and types from `Options`), then the outputs'."""
     skip = NOT_FOR.get(command, set())
     for f in fields(Options):
         if f.name in skip:
             continue
-        flag = "--" + f.name.replace("_", "-")
         default = getattr(DEFAULTS, f.name)
-        if f.name == "normalize":
-            parser.add_argument(
-                "--no-normalize",
-                dest="normalize",
-                action="store_false",
-                default=True,
-                help="use VGG-19's raw filters, not the paper's normalized ones",
-            )
+        if f.name in SWITCHES:
+            flag, action, text = SWITCHES[f.name]
+            parser.add_argument(flag, dest=f.name, action=action, default=default, help=text)
             continue
-        if f.name == "deterministic":
-            parser.add_argument(
-                "--deterministic",
-                action="store_true",
-                default=False,
-                help="torch's deterministic kernels: the same seed gives the same bytes on CUDA "
-                "too (slower; the CPU is deterministic anyway)",
-            )
-            continue
-        kind: Callable[[str], object] = str
-        if f.name == "style_layers":
-            kind = _layers
-        elif f.name == "style_blend":
-            kind = _blend
-        elif isinstance(default, bool):
-            raise AssertionError(f"unhandled boolean option {f.name}")
-        elif isinstance(default, int) or f.name == "seed":
-            kind = int
-        elif isinstance(default, float) or f.name == "ratio":
-            kind = float
-        shown = ",".join(default) if isinstance(default, tuple) else default
-        if f.name == "style_blend":
-            shown = "equal"
-        choices = {
-            "pooling": ("avg", "max"),
-            "optimizer": OPTIMIZERS,
-            "device": DEVICES,
-            "precision": PRECISIONS,
-            "preserve_color": PRESERVE_COLOR,
-        }
-        parser.add_argument(
-            flag,
-            dest=f.name,
-            type=kind,
-            default=default,
-            choices=choices.get(f.name),
-            metavar=f.name.upper() if f.name not in choices else None,
-            help=f"{HELP[f.name]} (default: {shown})",
-        )
+        _add_option(parser, f.name, default)
+    _add_output_options(parser, command)
+
+
+#: Options whose flags take one of a fixed set of values.
+CHOICES = {
+    "pooling": ("avg", "max"),
+    "optimizer": OPTIMIZERS,
+    "device": DEVICES,
+    "precision": PRECISIONS,
+    "preserve_color": PRESERVE_COLOR,
+}
+
+
+def _add_option(parser: argparse.ArgumentParser, name: str, default: object) -> None:
+    kind: Callable[[str], object] = str
+    if name == "style_layers":
+        kind = _layers
+    elif name == "style_blend":
+        kind = _blend
+    elif isinstance(default, bool):
+        raise AssertionError(f"unhandled boolean option {name}")
+    elif isinstance(default, int) or name == "seed":
+        kind = int
+    elif isinstance(default, float) or name == "ratio":
+        kind = float
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    if name == "style_blend":
+        shown = "equal"
+    parser.add_argument(
+        "--" + name.replace("_", "-"),
+        dest=name,
+        type=kind,
+        default=default,
+        choices=CHOICES.get(name),
+        metavar=name.upper() if name not in CHOICES else None,
+        help=f"{HELP[name]} (default: {shown})",
+    )
+
+
+def _add_output_options(parser: argparse.ArgumentParser, command: str) -> None:
     if command == "batch":
         return
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
