@@ -205,3 +205,25 @@ def test_ctrl_c_during_a_multiscale_cli_run_saves_a_full_size_image(
     assert Image.open(out).size == (128, 85)
     record = json.loads(out.with_name(out.name + ".json").read_text())
     assert record["stop_reason"] == "interrupted" and len(record["scales"]) == 1
+
+
+def test_a_finer_scale_starts_from_the_upsampled_image_plus_seeded_detail(
+    content_path, style_path
+) -> None:
+    """The detail noise that keeps the pooling grid out of short scales (synthesis.py,
+    UPSAMPLED_DETAIL): its size in 0-1 pixel units, the same for a seed, none at the first scale."""
+    from painterly import synthesis
+
+    options = Options(size=128, scales=2, seed=5).validated()
+    plan = Plan.build(options, content_path, [style_path])
+    first, second = list(plan.stages())
+    previous = plan.start_image(first, None)
+    assert torch.equal(previous, plan.start_image(first, None))  # no noise at the first scale
+    start = plan.start_image(second, previous)
+    upsampled = torch.nn.functional.interpolate(
+        previous, size=start.shape[-2:], mode="bicubic", align_corners=False
+    )
+    added = plan.convention.from_network(start) - plan.convention.from_network(upsampled)
+    assert float(added.std()) > 0.01
+    assert float(added.std()) == pytest.approx(synthesis.UPSAMPLED_DETAIL, rel=0.1)
+    assert torch.equal(start, plan.start_image(second, previous))  # seeded

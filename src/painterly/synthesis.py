@@ -71,6 +71,13 @@ MIN_SCALE_SIDE = 64  # coarser scales than this teach the optimizer little
 # px, 80 steps), the demo's painted style 6-fold or less. It is redone from white noise and the
 # lower one kept, so a false alarm costs time (that scale once more), never quality.
 STALLED_AT = 0.05
+# A scale upsampled from the one before is smooth: it lacks the fine detail the finer scale's
+# style target asks for (conv1_1 holds most of the style loss). L-BFGS's first steps then make
+# that detail along the gradient, which average pooling makes constant over 2x2, 4x4... blocks,
+# and a 20-step scale leaves a woven grid of short horizontal and vertical ribs (docs/strength.md).
+# White noise of this standard deviation (0-1 pixel units) gives it detail in every direction to
+# shape instead (docs/strength.md: the grid's autocorrelation peak at 4 px fell from 0.18 to 0.02).
+UPSAMPLED_DETAIL = 0.04
 STALL_EVIDENCE = 2 * CHECK_EVERY
 
 
@@ -284,12 +291,23 @@ class Plan:
             alpha = self.alpha * (width * height) / (targets.size[0] * targets.size[1])
             yield Stage(index, side, self.caps[index], alpha, targets)
 
+    def detail_noise(self, stage: Stage) -> torch.Tensor:
+        """UPSAMPLED_DETAIL's white noise in network units, from the seed and the scale (a CPU
+        generator, so every device gets the same)."""
+        width, height = stage.size
+        generator = torch.Generator().manual_seed(self.seed + stage.index)
+        noise = torch.randn((1, 3, height, width), generator=generator)
+        noise = noise * UPSAMPLED_DETAIL
+        std = torch.tensor(self.convention.std).view(1, 3, 1, 1)
+        return (noise * self.convention.scale / std).to(self.device)
+
     def start_image(self, stage: Stage, previous: torch.Tensor | None) -> torch.Tensor:
         """The first scale starts from `init`; each later one from the one before, upsampled."""
         width, height = stage.size
         if previous is not None:
-            return F.interpolate(previous, size=(height, width), mode="bicubic",
-                                 align_corners=False)  # fmt: skip
+            upsampled = F.interpolate(previous, size=(height, width), mode="bicubic",
+                                      align_corners=False)  # fmt: skip
+            return upsampled + self.detail_noise(stage)
         inputs = self.inputs
         first = initial_image(self.options, stage.size, inputs.seen_content,
                               inputs.seen_styles[:1], self.seed)  # fmt: skip
