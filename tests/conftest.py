@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +75,14 @@ def same_bytes() -> dict[str, bool]:
 def same_bytes_flags(options: dict[str, bool]) -> list[str]:
     """`same_bytes` as CLI flags."""
     return ["--deterministic"] if options["deterministic"] else []
+
+
+def ctrl_c_once(proc: subprocess.Popen, marker: bytes, wait: float = 120) -> str:
+    """Read a running CLI's stderr until `marker` shows (or `wait` s pass), press Ctrl-C, and
+    return all it wrote to stderr once it has exited."""
+    deadline, seen = time.time() + wait, b""
+    while time.time() < deadline and marker not in seen:
+        seen += os.read(proc.stderr.fileno(), 4096)
+    proc.send_signal(signal.SIGINT)
+    _, rest = proc.communicate(timeout=60)
+    return (seen + rest).decode()

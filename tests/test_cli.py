@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import same_bytes_flags
+from conftest import ctrl_c_once, same_bytes_flags
 from PIL import Image
 
 from painterly.cli import main
@@ -280,13 +278,7 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path, content_path, style_path) -> N
     out = tmp_path / "interrupted.png"
     proc = _cli("transfer", content_path, style_path, "-o", out, "--size", "64",
                 "--iterations", "100000", "--seed", "1")  # fmt: skip
-    # Wait until the progress bar shows iterations, then press Ctrl-C.
-    deadline, seen = time.time() + 120, b""
-    while time.time() < deadline and b", it " not in seen:
-        seen += os.read(proc.stderr.fileno(), 4096)
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=60)
-    err = (seen + rest).decode()
+    err = ctrl_c_once(proc, b", it ")  # once the progress bar shows iterations
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted after" in err
     assert Image.open(out).size == (64, 43)

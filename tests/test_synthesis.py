@@ -6,16 +6,14 @@ Nearly every other test runs one 64 px scale; these run two (64 and 128 px), on 
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import ctrl_c_once
 from PIL import Image
 
 import painterly.record as record_module
@@ -194,12 +192,7 @@ def test_ctrl_c_during_a_multiscale_cli_run_saves_a_full_size_image(
          "0", "--seed", "1", "--device", "cpu"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    deadline, seen = time.time() + 120, b""
-    while time.time() < deadline and b"scale 1/2" not in seen:
-        seen += os.read(proc.stderr.fileno(), 4096)
-    proc.send_signal(signal.SIGINT)
-    _, rest = proc.communicate(timeout=60)
-    err = (seen + rest).decode()
+    err = ctrl_c_once(proc, b"scale 1/2")
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted after" in err
     assert Image.open(out).size == (128, 85)
