@@ -394,6 +394,24 @@ def test_runs_queue_one_at_a_time_and_finish_with_results(client: TestClient) ->
     assert listed == [second, first]  # newest first
 
 
+def test_live_preview_shows_the_output_not_the_gray_working_image(client: TestClient) -> None:
+    """Under luminance the network works on gray images; the preview must show the photo's
+    colours put back, as the saved result will, not the gray working image."""
+    photo = upload(client, png_bytes(64, 64, (220, 60, 30)), name="red.png").json()["id"]
+    run_id = start(client, photo, [photo], size=64, iterations=400, preserve_color="luminance")
+    run_id = run_id.json()["runs"][0]["id"]
+    deadline = time.monotonic() + 60
+    while (run := client.get(f"/api/runs/{run_id}").json())["iteration"] < 3:
+        assert run["state"] in ("queued", "running") and time.monotonic() < deadline, run
+        time.sleep(0.05)
+    preview = client.get(f"/api/runs/{run_id}/preview")
+    client.post(f"/api/runs/{run_id}/cancel")
+    pixels = Image.open(io.BytesIO(preview.content)).convert("RGB")
+    red, green, blue = (sum(band.getdata()) / (64 * 64) for band in pixels.split())
+    assert red - blue > 40, (red, green, blue)  # gray would have red == blue
+    wait_for(client, run_id, ("cancelled", "done", "failed"))
+
+
 def test_cancel_waiting_and_running_runs(client: TestClient) -> None:
     content = upload_id(client, 64, 64)
     response = start(client, content, [content, content], size=64, iterations=500)

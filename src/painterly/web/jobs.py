@@ -22,7 +22,6 @@ from PIL import Image
 
 from ..api import Result, run_transfer
 from ..errors import InputError
-from ..images import tensor_to_image
 from ..optimize import Cancel, Progress, ProgressCallback
 from ..options import Options, normalized_blend
 from .uploads import StoredImage, encode
@@ -306,7 +305,7 @@ class RunQueue:
             now = time.monotonic()
             if now - last_preview[0] >= self.preview_interval:
                 last_preview[0] = now
-                preview = self._preview(tensor_to_image(progress.image))
+                preview = self._preview(progress.picture())  # colours put back, as saved
             with self._lock:
                 job.iteration = progress.iteration
                 job.iterations = progress.iterations
