@@ -268,7 +268,8 @@ def test_fig2_titles_fit_on_the_page(images) -> None:
                for i in range(1, 501)]  # fmt: skip
     record = {"alpha": 1e-8, "beta": 1.0}
     results = {"transfer": paper.Rendered(found.images["photo"], record, history)}
-    plot = paper.loss_plot(figure, found, found.images, results, paper.Settings(), 12345.6)
+    rendering = paper.Rendering(figure, found, found.images, results, paper.Settings(), 12345.6)
+    plot = paper.loss_plot(rendering)
     canvas = FigureCanvasAgg(plot)
     canvas.draw()
     renderer = canvas.get_renderer()

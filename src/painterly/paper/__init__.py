@@ -23,7 +23,7 @@ from .settings import (
     paper_options,
     ratio_label,
 )
-from .sheet import image_count
+from .sheet import Rendering, image_count
 
 __all__ = [
     "FIGURES",
@@ -38,6 +38,7 @@ __all__ = [
     "Found",
     "Input",
     "Rendered",
+    "Rendering",
     "Run",
     "Settings",
     "check_figures",

@@ -3,35 +3,24 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from PIL import Image
-
 from ..images import resize_long_side
-from .cache import Rendered
-from .figures import Figure
-from .inputs import Found
-from .settings import Settings, ratio_label
-from .sheet import settings_line
+from .settings import ratio_label
+from .sheet import Rendering, settings_line
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as PlotFigure
 
 
-def loss_plot(
-    figure: Figure,
-    found: Found,
-    sources: Mapping[str, Image.Image],
-    results: Mapping[str, Rendered],
-    settings: Settings,
-    seconds: float,
-) -> PlotFigure:
+def loss_plot(rendering: Rendering) -> PlotFigure:
     """Figure 2: the inputs, the result and its loss curves (log scale) on one matplotlib page."""
     from matplotlib.figure import Figure as PlotFigure  # no pyplot: no GUI backend, no state
 
+    figure, found, settings = rendering.figure, rendering.found, rendering.settings
+    sources = rendering.sources
     run = figure.runs[0]
-    result = results[run.name]
+    result = rendering.results[run.name]
     alpha, beta = result.record["alpha"], result.record["beta"]
     history = result.history
     steps = [h["iteration"] for h in history]
@@ -59,6 +48,6 @@ def loss_plot(
     ax.set_title("losses per iteration, from white noise")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    line = textwrap.fill(settings_line(figure, settings, seconds), 150)
+    line = textwrap.fill(settings_line(figure, settings, rendering.seconds), 150)
     plot.suptitle(f"{figure.title}\n{line}", fontsize=11)
     return plot

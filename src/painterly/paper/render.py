@@ -29,7 +29,7 @@ from .settings import (
     paper_options,
     run_options,
 )
-from .sheet import image_count, tile_sheet
+from .sheet import Rendering, image_count, tile_sheet
 
 Log = Callable[[str], None]
 
@@ -147,7 +147,7 @@ def render_figure(
     sheet = outdir / f"{figure.name}.png"
     # What the images cost, kept ones included: this call's wall time says less after a resume.
     run_seconds = sum(rendered.seconds for rendered in made.results.values())
-    _save_sheet(figure, found, sources, made.results, settings, run_seconds, sheet)
+    _save_sheet(Rendering(figure, found, sources, made.results, settings, run_seconds), sheet)
     seconds = time.perf_counter() - started
     summary = _summary(figure, found, settings, sheet, seconds, made.records)
     write_text_atomic(json.dumps(summary, indent=2) + "\n", outdir / f"{figure.name}.json")
@@ -200,20 +200,11 @@ def _render_run(job: _Job, run: Run, path: Path, tag: str) -> Rendered:
     return rendered
 
 
-def _save_sheet(
-    figure: Figure,
-    found: Found,
-    sources: Mapping[str, Image.Image],
-    results: Mapping[str, Rendered],
-    settings: Settings,
-    run_seconds: float,
-    sheet: Path,
-) -> None:
-    if not figure.plot_losses:
-        drawn = tile_sheet(figure, found, sources, results, settings, run_seconds)
-        save_image(drawn, sheet)
+def _save_sheet(rendering: Rendering, sheet: Path) -> None:
+    if not rendering.figure.plot_losses:
+        save_image(tile_sheet(rendering), sheet)
         return
-    plot = loss_plot(figure, found, sources, results, settings, run_seconds)
+    plot = loss_plot(rendering)
     buffer = io.BytesIO()
     plot.savefig(buffer, format="png")
     buffer.seek(0)

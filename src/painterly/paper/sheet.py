@@ -18,6 +18,18 @@ from .settings import Settings, ours_ratio, ratio_label, sci
 MARGIN, GAP, LINE, TITLE_LINE, LABEL_WIDTH = 16, 12, 17, 26, 150
 
 
+@dataclass(frozen=True)
+class Rendering:
+    """A figure's finished images and what they came from: what its sheet or plot shows."""
+
+    figure: Figure
+    found: Found
+    sources: Mapping[str, Image.Image]  # the input images, by the figure's input names
+    results: Mapping[str, Rendered]  # by run name
+    settings: Settings
+    seconds: float  # what the images cost (kept ones included)
+
+
 def image_count(images: int) -> str:
     return f"{images} image" + ("" if images == 1 else "s")
 
@@ -95,20 +107,13 @@ def _rows(
     return rows
 
 
-def tile_sheet(
-    figure: Figure,
-    found: Found,
-    sources: Mapping[str, Image.Image],
-    results: Mapping[str, Rendered],
-    settings: Settings,
-    seconds: float,
-) -> Image.Image:
+def tile_sheet(rendering: Rendering) -> Image.Image:
     """Inputs on the first row, then the runs at their (row, col), every tile captioned."""
-    layout = _layout(figure, found, sources, results, settings, seconds)
+    layout = _layout(rendering)
     sheet = Image.new("RGB", (layout.width, layout.height), "white")
     draw = ImageDraw.Draw(sheet)
     y = _draw_header(draw, layout)
-    _draw_rows(sheet, draw, layout, figure.columns, settings.size, y)
+    _draw_rows(sheet, draw, layout, rendering.figure.columns, rendering.settings.size, y)
     return sheet
 
 
@@ -135,17 +140,11 @@ class _Layout:
         return MARGIN + header + rows + self.column_height + MARGIN
 
 
-def _layout(
-    figure: Figure,
-    found: Found,
-    sources: Mapping[str, Image.Image],
-    results: Mapping[str, Rendered],
-    settings: Settings,
-    seconds: float,
-) -> _Layout:
+def _layout(rendering: Rendering) -> _Layout:
+    figure, found, settings = rendering.figure, rendering.found, rendering.settings
     box = max(settings.size, 224)
     fonts = _Fonts.load()
-    rows = _rows(figure, found, sources, results, settings.size)
+    rows = _rows(figure, found, rendering.sources, rendering.results, settings.size)
     n_cols = max(len(tiles) for _, tiles in rows)
     width = MARGIN * 2 + LABEL_WIDTH + n_cols * box + (n_cols - 1) * GAP
     images = [[fit(t.image, box) if t and t.image else None for t in tiles] for _, tiles in rows]
@@ -153,7 +152,7 @@ def _layout(
         [wrap(t.caption, fonts.caption, box) if t else [] for t in tiles] for _, tiles in rows
     ]
     text_width = width - 2 * MARGIN
-    body = [figure.look_for, settings_line(figure, settings, seconds), *found.notes]
+    body = [figure.look_for, settings_line(figure, settings, rendering.seconds), *found.notes]
     return _Layout(
         box=box,
         fonts=fonts,
