@@ -64,6 +64,9 @@ HELP = {
     "device": "|".join(DEVICES),
     "precision": "CUDA's float32 arithmetic: full, or fast (TF32: faster at large sizes, but it "
     "changes the picture; see docs/gpu.md)",
+    "tile": "run the network in tiles of this many px (a multiple of 16): the same loss and "
+    "gradient in bounded memory; default: tile only sizes that would not fit otherwise; 0: never "
+    "tile (docs/large.md)",
     "style_blend": "weights of the styles' Gram targets, e.g. 0.7,0.3 (normalized to sum 1)",
     "style_scale": "size of the style image relative to the output before its Grams are taken "
     "(2: bigger brush strokes, 0.5: finer)",
@@ -163,7 +166,7 @@ def _add_option(parser: argparse.ArgumentParser, name: str, default: object) -> 
         kind = _blend
     elif isinstance(default, bool):
         raise AssertionError(f"unhandled boolean option {name}")
-    elif isinstance(default, int) or name == "seed":
+    elif isinstance(default, int) or name in ("seed", "tile"):
         kind = int
     elif isinstance(default, float) or name == "ratio":
         kind = float

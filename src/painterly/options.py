@@ -29,6 +29,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # which change L-BFGS's path and so the picture; docs/gpu.md)
 PRECISIONS = ("full", "fast")
 MAX_SIZE = 8192
+MIN_TILE = 64  # smaller tiles would be mostly halo (tiling.py)
+TILE_GRID = 16  # the pooling grid of conv5_1: tile origins must lie on it
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class Options:
     device: str = "auto"
     precision: str = "full"  # CUDA only; the CPU is always full
     deterministic: bool = False  # torch's deterministic kernels: the same bytes on CUDA too
+    # run the network in tiles of this many px (docs/large.md): None tiles only sizes that would
+    # not fit in memory otherwise, 0 never tiles; the loss and gradient are the same either way
+    tile: int | None = None
     # creative controls (docs/controls.md)
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
@@ -135,6 +140,13 @@ class Options:
             self.weights is None or os.path.isfile(self.weights),
             f"weights file {self.weights} does not exist",
         )
+        _check(
+            self.tile is None
+            or (isinstance(self.tile, int) and not isinstance(self.tile, bool)
+                and (self.tile == 0 or (self.tile >= MIN_TILE and self.tile % TILE_GRID == 0))),
+            f"{{tile}} must be 0 (never tile) or a whole number of pixels from {MIN_TILE} on, "
+            f"a multiple of {TILE_GRID}, not {self.tile!r}",
+        )  # fmt: skip
         self._validate_controls()
         return self
 

@@ -3,7 +3,7 @@ time, equal to the untiled ones to float tolerance.
 
 Each tile is a core (the positions it owns) plus a halo wide enough that the network's responses
 over the core equal the whole image's: every 3x3 convolution reads one position further, and
-every pooling rounds the reach up to its grid (`halo_and_grid`). Tile origins lie on the pooling
+every pooling rounds the reach up to its grid (`vgg.halo_and_grid`). Tile origins lie on the pooling
 grid of the deepest layer (16 px for conv5_1), and a crop stops where the image really ends, so
 the network's zero padding falls where it does untiled.
 
@@ -26,7 +26,6 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from .losses import (
     LossTerms,
@@ -37,33 +36,8 @@ from .losses import (
     total_variation,
 )
 from .optimize import Evaluator
-from .vgg import VGGFeatures
-
-MIN_TILE = 64
-
-
-def halo_and_grid(network: VGGFeatures, layers: tuple[str, ...] | list[str]) -> tuple[int, int]:
-    """(halo, grid) in input pixels for `layers`, read off the network's own modules.
-
-    The halo is how far wrong values from a crop's edge reach inward by the deepest layer: a
-    k x k convolution with stride 1 adds k // 2 positions at its resolution, a pooling rounds the
-    reach up to whole positions of its output. The grid is the deepest layer's stride: tile
-    origins on it keep every pooling window where it lies untiled.
-    """
-    stop = max(network.layer_names.index(name) for name in layers)
-    reach, stride = 0, 1
-    for name in network.layer_names[: stop + 1]:
-        for module in network.layers[name].modules():
-            if isinstance(module, nn.Conv2d):
-                reach += (module.kernel_size[0] // 2) * stride
-            elif isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)):
-                stride *= _int(module.stride)
-                reach = math.ceil(reach / stride) * stride
-    return math.ceil(reach / stride) * stride, stride
-
-
-def _int(value: int | tuple[int, ...]) -> int:
-    return value if isinstance(value, int) else value[0]
+from .options import MIN_TILE
+from .vgg import VGGFeatures, halo_and_grid
 
 
 @dataclass(frozen=True)
@@ -126,7 +100,7 @@ class TiledNetwork:
         return image.shape[-2] <= self.tile and image.shape[-1] <= self.tile
 
     def tiles(self, image: torch.Tensor, layers: tuple[str, ...]) -> Iterator[Tile]:
-        halo, grid = halo_and_grid(self.network, layers)
+        halo, grid = halo_and_grid(layers)
         return tiles(image.shape[-2], image.shape[-1], self.tile, halo, grid)
 
     def cores(
