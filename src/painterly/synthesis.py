@@ -453,8 +453,8 @@ def check_memory(
     fits = largest_fitting_size(height / width, layers, optimizer, budget, iterations, kind)
     raise InputError(
         f"{{size}} {options.size} needs about {needed / 1024**3:.1f} GiB but only "
-        f"{budget / 1024**3:.1f} GiB is free on {kind}; the largest size that fits "
-        f"is about {{size}} {fits} (or let it tile: {{tile}} 0 forbids tiling)",
+        f"{budget / 1024**3:.1f} GiB is free on {kind}; untiled ({{tile}} 0), the largest "
+        f"size that fits is about {{size}} {fits}",
         field="size",
     )
 
