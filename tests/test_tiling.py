@@ -140,3 +140,71 @@ def test_bad_tile_is_one_line_exit_2(capsys, content_path, style_path, tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--tile" in err[0], err
     assert not out.exists()
+
+
+@pytest.fixture
+def print_photo(shared_images, tmp_path):
+    """A photo with an ICC profile and a DPI, as print workflows deliver them."""
+    from PIL import ImageCms
+
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "photo.png"
+    resize_to(open_image(shared_images / "tubingen.jpg"), (96, 72)).save(
+        path, icc_profile=profile, dpi=(300, 300)
+    )
+    return path, profile
+
+
+def _read_wide(path) -> np.ndarray:
+    """An independent decoder for 16-bit RGB (Pillow reads them as 8-bit)."""
+    if path.suffix == ".tif":
+        import tifffile
+
+        return tifffile.imread(path)
+    cv2 = pytest.importorskip("cv2")
+    return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)[..., ::-1]
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_16_bit_output_keeps_more_than_8_bits_and_the_print_info(
+    capsys, print_photo, style_path, tmp_path, suffix
+) -> None:
+    from PIL import Image
+
+    photo, profile = print_photo
+    out = tmp_path / f"out{suffix}"
+    code = main(["transfer", str(photo), str(style_path), "-o", str(out), "--size", "64",
+                 "--scales", "1", "--iterations", "3", "--seed", "1", "--bit-depth", "16",
+                 "--quiet"])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    wide = _read_wide(out)
+    assert wide.dtype == np.uint16 and wide.shape == (48, 64, 3)
+    assert (wide % 257 != 0).mean() > 0.5  # not 8-bit values scaled up
+    with Image.open(out) as saved:
+        assert saved.info.get("icc_profile") == profile
+        assert saved.info.get("dpi") == pytest.approx((300, 300), abs=0.01)
+    eight = tmp_path / "eight.png"
+    assert main(["transfer", str(photo), str(style_path), "-o", str(eight), "--size", "64",
+                 "--scales", "1", "--iterations", "3", "--seed", "1", "--quiet"]) == 0  # fmt: skip
+    with Image.open(eight) as saved:
+        assert saved.info.get("icc_profile") == profile
+        assert saved.info.get("dpi") == pytest.approx((300, 300), abs=0.01)
+        # the same run: its 8-bit output is the 16-bit one rounded
+        assert np.abs(np.asarray(saved, float) - wide / 257).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--bit-depth", "16"],
+        ["--bit-depth", "12"],
+        ["--bit-depth", "16", "--preserve-color", "luminance"],
+    ],
+)
+def test_bad_bit_depth_is_one_line_exit_2(capsys, content_path, style_path, tmp_path, argv):
+    out = tmp_path / "out.jpg" if argv == ["--bit-depth", "16"] else tmp_path / "out.png"
+    code = main(["transfer", str(content_path), str(style_path), "-o", str(out), *argv,
+                 "--size", "32", "--iterations", "1", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--bit-depth" in err[0], err
+    assert not out.exists()

@@ -61,6 +61,8 @@ class Options:
     # run the network in tiles of this many px (docs/large.md): None tiles only sizes that would
     # not fit in memory otherwise, 0 never tiles; the loss and gradient are the same either way
     tile: int | None = None
+    # 16: the output as 16-bit PNG/TIFF, straight from the optimizer's floats (docs/large.md)
+    bit_depth: int = 8
     # creative controls (docs/controls.md)
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
@@ -147,6 +149,14 @@ class Options:
             f"{{tile}} must be 0 (never tile) or a whole number of pixels from {MIN_TILE} on, "
             f"a multiple of {TILE_GRID}, not {self.tile!r}",
         )  # fmt: skip
+        _check(
+            self.bit_depth in (8, 16) and not isinstance(self.bit_depth, bool),
+            f"{{bit_depth}} must be 8 or 16, not {self.bit_depth!r}",
+        )
+        _check(
+            self.bit_depth == 8 or self.preserve_color != "luminance",
+            "{bit_depth} 16 does not go with {preserve_color} luminance (its colors are 8-bit)",
+        )
         self._validate_controls()
         return self
 

@@ -37,7 +37,14 @@ from .controls import (
     region_maps,
 )
 from .errors import InputError
-from .images import check_min_size, image_to_tensor, open_image, resize_long_side, resize_to
+from .images import (
+    check_min_size,
+    image_to_tensor,
+    open_image,
+    print_info,
+    resize_long_side,
+    resize_to,
+)
 from .losses import (
     ContentTarget,
     GuidedStyleTarget,
@@ -141,7 +148,8 @@ def synthesize(
     output = plan.finish_image(image)
     seconds = time.perf_counter() - tracker.started
     record = build_record(plan, reports, output, tracker.iterations_done, seconds)
-    return Result(output, record, reports[-1].optimization, tracker.history)
+    rgb = plan.finish_rgb(image) if options.bit_depth == 16 else None
+    return Result(output, record, reports[-1].optimization, tracker.history, rgb)
 
 
 def scale_sides(size: int, scales: int) -> list[int]:
@@ -349,7 +357,17 @@ class Plan:
         result = self.inputs.finish(self.convention.from_network(image.float()))
         if result.size != self.inputs.output_size:  # interrupted before the last scale
             result = resize_to(result, self.inputs.output_size)
+        result.info.update(print_info(self.inputs.content))  # the photo's ICC profile and DPI
         return result
+
+    def finish_rgb(self, image: torch.Tensor) -> torch.Tensor:
+        """The output as RGB floats in [0, 1] on the CPU, not rounded to 8 bits (bit_depth 16;
+        not with luminance color preservation, which options refuse)."""
+        rgb = self.convention.from_network(image.detach().float()).clamp(0, 1)
+        width, height = self.inputs.output_size
+        if rgb.shape[-2:] != (height, width):
+            rgb = F.interpolate(rgb, size=(height, width), mode="bicubic", align_corners=False)
+        return rgb.clamp(0, 1).cpu()
 
 
 def resolve_init(options: Options, has_content: bool, has_styles: bool) -> tuple[Options, bool]:
