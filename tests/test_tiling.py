@@ -208,3 +208,16 @@ def test_bad_bit_depth_is_one_line_exit_2(capsys, content_path, style_path, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--bit-depth" in err[0], err
     assert not out.exists()
+
+
+def test_default_scales_start_near_512_px_at_large_sizes_only() -> None:
+    from painterly.options import resolved_scales
+    from painterly.synthesis import scale_sides
+
+    def sides(size, scales=None):
+        return scale_sides(size, resolved_scales(size, scales))
+
+    assert sides(512) == [128, 256, 512] and sides(2048) == [512, 1024, 2048]  # as before
+    assert sides(4096) == [512, 1024, 2048, 4096]
+    assert sides(8192)[0] == 512 and sides(3000)[0] == 375
+    assert sides(4096, 3) == [1024, 2048, 4096] and sides(4096, 1) == [4096]

@@ -23,7 +23,7 @@ from .errors import InputError
 from .images import check_min_size, open_image
 from .network import configure_device, resolve_device
 from .optimize import Cancel, ProgressCallback
-from .options import Options
+from .options import Options, resolved_scales
 from .record import Result
 from .synthesis import (
     MIN_SCALE_SIDE,
@@ -140,7 +140,7 @@ def prepare_style(
     network, convention, _ = run_network(options, list(options.style_layers), device)
     targets = {
         side: synthesis.style_target(options, image, side, network, convention, device)
-        for side in scale_sides(options.size, options.scales)
+        for side in scale_sides(options.size, resolved_scales(options.size, options.scales))
     }
     return PreparedStyle(image, targets, style_key(options))
 

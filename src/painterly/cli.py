@@ -42,7 +42,7 @@ HELP = {
     "iterations": "most optimizer iterations at full size; each coarser scale may take twice "
     "as many as the next finer one",
     "scales": "coarse-to-fine scales, each twice the size of the one before (1: the paper's "
-    "single scale)",
+    "single scale; auto: 3, and above 2048 px as many as start at 512 px or less)",
     "tolerance": "stop a scale once the loss improves by less than this fraction over 10 "
     "iterations (0: run every iteration)",
     "strength": "how painted, from 0 (nearly the photo) to 10 (nearly the painting's texture); "
@@ -169,14 +169,14 @@ def _add_option(parser: argparse.ArgumentParser, name: str, default: object) -> 
         kind = _blend
     elif isinstance(default, bool):
         raise AssertionError(f"unhandled boolean option {name}")
-    elif isinstance(default, int) or name in ("seed", "tile"):
+    elif isinstance(default, int) or name in ("seed", "tile", "scales"):
         kind = int
     elif isinstance(default, float) or name == "ratio":
         kind = float
     shown = ",".join(default) if isinstance(default, tuple) else default
     if name == "style_blend":
         shown = "equal"
-    elif name == "tile":
+    elif name in ("tile", "scales"):
         shown = "auto"
     parser.add_argument(
         "--" + name.replace("_", "-"),

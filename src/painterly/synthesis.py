@@ -73,7 +73,7 @@ from .optimize import (
     network_evaluator,
     optimize,
 )
-from .options import Options, normalized_blend
+from .options import Options, normalized_blend, resolved_scales
 from .record import Result, package_versions
 from .strength import alpha_for_strength
 from .tiling import TiledNetwork, tiled_evaluator
@@ -262,7 +262,7 @@ class Plan:
             raise InputError("{mask} does not work with tiled evaluation (large sizes, {tile})",
                              field="mask")  # fmt: skip
         network, convention, source = run_network(options, layers, device)
-        sides = scale_sides(options.size, options.scales)
+        sides = scale_sides(options.size, resolved_scales(options.size, options.scales))
         caps = iteration_caps(options.iterations, len(sides))
         plan = cls(options, photo_start, seed, device, layers, inputs,
                    network, convention, source, sides, caps, started, tile=tile)  # fmt: skip
