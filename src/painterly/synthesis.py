@@ -76,7 +76,7 @@ from .optimize import (
 from .options import Options, normalized_blend, resolved_scales
 from .record import Result, package_versions
 from .strength import alpha_for_strength
-from .tiling import TiledNetwork, tiled_evaluator
+from .tiling import TiledNetwork, tiled_cost, tiled_evaluator
 from .vgg import VGGFeatures, min_input_side
 from .weights import InputConvention
 
@@ -289,6 +289,16 @@ class Plan:
         if self.tile is None:
             return network_evaluator(self.network)
         return tiled_evaluator(self.network, self.tile)
+
+    def cost(self, side: int) -> float:
+        """An iteration's work at the scale of long side `side`, in untiled pixels: tiles cost
+        more per pixel (`tiling.tiled_cost`), so the time left stays honest across scales."""
+        width, height = self.inputs.output_size
+        shrink = side / max(width, height)
+        width, height = round(width * shrink), round(height * shrink)
+        if self.tile is None:
+            return float(width * height)
+        return width * height * tiled_cost(height, width, self.tile, tuple(self.layers))
 
     def features(self, rgb: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         """The network's responses at `layers` (no gradients), tile by tile when tiling."""
@@ -611,7 +621,7 @@ class Tracker:
 
     def __init__(self, plan: Plan, callback: ProgressCallback | None) -> None:
         self.plan, self.callback = plan, callback
-        self.work = [side * side * cap for side, cap in zip(plan.sides, plan.caps, strict=True)]
+        self.work = [plan.cost(side) * cap for side, cap in zip(plan.sides, plan.caps, strict=True)]
         self.iterations_cap = sum(plan.caps)  # grows when a scale is redone
         self.iterations_done = 0
         self.history: list[dict] = []
@@ -625,7 +635,7 @@ class Tracker:
         done_before, cap = sum(self.work[: stage.index]), self.iterations_cap
 
         def stage_callback(iteration: int, loss, current: torch.Tensor) -> None:
-            fraction = (done_before + stage.side * stage.side * iteration) / sum(self.work)
+            fraction = (done_before + plan.cost(stage.side) * iteration) / sum(self.work)
             callback(Progress(iteration=before + iteration, iterations=cap, loss=loss,
                               image=plan.convention.from_network(current),
                               elapsed=time.perf_counter() - self.started, scale=stage.index,
