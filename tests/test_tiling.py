@@ -221,3 +221,11 @@ def test_default_scales_start_near_512_px_at_large_sizes_only() -> None:
     assert sides(4096) == [512, 1024, 2048, 4096]
     assert sides(8192)[0] == 512 and sides(3000)[0] == 375
     assert sides(4096, 3) == [1024, 2048, 4096] and sides(4096, 1) == [4096]
+
+
+def test_tiled_cost_counts_halos_and_the_second_pass() -> None:
+    """The progress bar's work per scale: a tiled 4096 px iteration costs more per pixel."""
+    assert tiling.tiled_cost(768, 1024, 1024, LAYERS) == 1.0  # one tile: evaluated untiled
+    cost = tiling.tiled_cost(3072, 4096, 1024, LAYERS)
+    assert 4 / 3 < cost < 4 / 3 * 1.4  # 12 crops of up to 1184 px
+    assert tiling.tiled_cost(3072, 4096, 256, LAYERS) > cost  # more halo per core
