@@ -147,6 +147,12 @@ class Options:
             self.weights is None or os.path.isfile(self.weights),
             f"weights file {self.weights} does not exist",
         )
+        self._validate_output()
+        self._validate_controls()
+        return self
+
+    def _validate_output(self) -> None:
+        """Tiling and bit depth (docs/large.md)."""
         _check(
             self.tile is None
             or (isinstance(self.tile, int) and not isinstance(self.tile, bool)
@@ -162,8 +168,6 @@ class Options:
             self.bit_depth == 8 or self.preserve_color != "luminance",
             "{bit_depth} 16 does not go with {preserve_color} luminance (its colors are 8-bit)",
         )
-        self._validate_controls()
-        return self
 
     def _validate_controls(self) -> None:
         blend = self.style_blend
