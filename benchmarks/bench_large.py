@@ -35,7 +35,7 @@ from painterly.images import image_to_tensor, open_image, resize_long_side, resi
 from painterly.losses import ContentTarget, Objective, StyleTarget, equal_weights
 from painterly.memory import estimate_peak_bytes, estimate_tiled_peak_bytes
 from painterly.network import build_network
-from painterly.optimize import network_evaluator
+from painterly.optimize import lbfgs_history, network_evaluator
 from painterly.options import PAPER_CONTENT_LAYER, PAPER_STYLE_LAYERS, Options, resolved_scales
 from painterly.synthesis import iteration_caps, scale_sides
 from painterly.tiling import tiled_evaluator
@@ -140,8 +140,9 @@ def memory(sizes: list[int], first: int | None) -> None:
     mode = f"the first {first} iterations of every scale" if first else "full runs"
     header(f"Peak memory and wall time with the defaults ({mode})")
     print("| size (px) | tile | scales: iterations @ s/iteration | wall (min) | full schedule "
-          "(min, upper bound) | peak RSS (GiB) | estimate (GiB) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          "(min, upper bound) | peak RSS (GiB) | + L-BFGS history to come (GiB) | "
+          "estimate (GiB) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for size in sizes:
         argv = [sys.executable, __file__, "--one", str(size)]
         if first:
@@ -149,7 +150,7 @@ def memory(sizes: list[int], first: int | None) -> None:
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode != 0:
             last = (done.stderr.strip().splitlines() or ["?"])[-1]
-            print(f"| {size} | failed: {last} | | | | | |", flush=True)
+            print(f"| {size} | failed: {last} | | | | | | |", flush=True)
             continue
         stats = json.loads(done.stdout.strip().splitlines()[-1])
         width, height = stats["size"]
@@ -162,9 +163,14 @@ def memory(sizes: list[int], first: int | None) -> None:
         projected = stats["setup"] + sum(c * p for c, p in zip(caps, per, strict=False))
         shown = ", ".join(f"{s['size'][0]}: {s['iterations']} @ {p:.1f}"
                           for s, p in zip(stats["scales"], per, strict=True))  # fmt: skip
+        # L-BFGS fills its memory one step per iteration: a run cut short has not yet
+        # allocated what the full schedule's last scale keeps (2 image-sized vectors a step)
+        numel = 3 * width * height
+        steps = min(lbfgs_history(numel), caps[-1])
+        to_come = 2 * 4 * numel * max(0, steps - (first - 1)) if first else 0
         print(f"| {width}x{height} | {tile or 'none'} | {shown} | {stats['seconds'] / 60:.1f} | "
               f"{projected / 60:.0f} | {stats['peak'] / 1024**3:.2f} | "
-              f"{estimate / 1024**3:.2f} |", flush=True)  # fmt: skip
+              f"{to_come / 1024**3:.2f} | {estimate / 1024**3:.2f} |", flush=True)  # fmt: skip
 
 
 def main() -> None:
