@@ -155,7 +155,8 @@ def memory(sizes: list[int], first: int | None) -> None:
         stats = json.loads(done.stdout.strip().splitlines()[-1])
         width, height = stats["size"]
         tile, iterations = stats["tile"], Options().iterations
-        estimate = (estimate_tiled_peak_bytes(width, height, LAYERS, tile, iterations=iterations)
+        estimate = (estimate_tiled_peak_bytes(width, height, LAYERS, tile, iterations=iterations,
+                                              content_layer=PAPER_CONTENT_LAYER)
                     if tile else estimate_peak_bytes(width, height, LAYERS,
                                                      iterations=iterations))  # fmt: skip
         caps = iteration_caps(iterations, len(scale_sides(size, resolved_scales(size, None))))

@@ -117,8 +117,10 @@ def test_memory_short_tiles_instead_of_refusing(monkeypatch) -> None:
     size, layers, cpu = (4096, 3072), list(LAYERS), torch.device("cpu")
     options = Options(size=4096)
     untiled = estimate_peak_bytes(*size, layers, iterations=options.iterations)
-    biggest = estimate_tiled_peak_bytes(*size, layers, TILE_SIZES[0], iterations=20)
-    smallest = estimate_tiled_peak_bytes(*size, layers, TILE_SIZES[-1], iterations=20)
+    biggest = estimate_tiled_peak_bytes(*size, layers, TILE_SIZES[0], iterations=20,
+                                        content_layer=PAPER_CONTENT_LAYER)  # fmt: skip
+    smallest = estimate_tiled_peak_bytes(*size, layers, TILE_SIZES[-1], iterations=20,
+                                         content_layer=PAPER_CONTENT_LAYER)  # fmt: skip
     assert smallest < biggest < untiled
     monkeypatch.setattr(synthesis, "available_bytes", lambda device: biggest)
     assert check_memory(size, layers, options, cpu) == TILE_SIZES[0]

@@ -93,10 +93,11 @@ def estimate_tiled_peak_bytes(
     optimizer: str = "lbfgs",
     iterations: int | None = None,
     device_type: str = "cpu",
+    content_layer: str | None = None,
 ) -> int:
     """Peak bytes of a run evaluated in tiles of `tile` px: one crop's network (core and halo)
-    with its backward, plus the image-sized buffers (image, optimizer state, gradient, content
-    target at the content layer)."""
+    with its backward, plus the image-sized buffers (image, optimizer state, gradient, and the
+    content target at `content_layer`, if the run has one)."""
     halo, _ = halo_and_grid(layers)
     crop_w, crop_h = min(width, tile + 2 * halo), min(height, tile + 2 * halo)
     one_tile = estimate_peak_bytes(crop_w, crop_h, layers, optimizer, 1, device_type)
@@ -105,23 +106,20 @@ def estimate_tiled_peak_bytes(
     if iterations is not None:
         history = min(history, iterations)
     state = 2 * history + 4 if optimizer == "lbfgs" else 3
-    content_target = max(_content_elements(width, height, layers), 0)
+    content_target = _map_elements(width, height, content_layer) if content_layer else 0
     image_bytes = FLOAT * (pixels * (5 + state + TILED_IMAGE_BUFFERS) + content_target)
     return int(one_tile + image_bytes)
 
 
-def _content_elements(width: int, height: int, layers: Collection[str]) -> int:
-    """Elements of the largest map among `layers` (the content target is one of them)."""
-    largest, channels, w, h = 0, 3, width, height
-    wanted = set(layers)
-    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest_layer(layers)) + 1]:
+def _map_elements(width: int, height: int, layer: str) -> int:
+    """Elements of one layer's map for an image of this size."""
+    channels, w, h = 3, width, height
+    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest_layer([layer])) + 1]:
         if name.startswith("pool"):
             w, h = w // 2, h // 2
         else:
             channels = CONV_CHANNELS[name]
-        if name in wanted:
-            largest = max(largest, channels * w * h)
-    return largest
+    return channels * w * h
 
 
 def fitting_tile(
@@ -132,11 +130,12 @@ def fitting_tile(
     optimizer: str = "lbfgs",
     iterations: int | None = None,
     device_type: str = "cpu",
+    content_layer: str | None = None,
 ) -> int | None:
     """The largest of TILE_SIZES whose tiled run stays within `budget` bytes; None if none does."""
     for tile in TILE_SIZES:
         needed = estimate_tiled_peak_bytes(width, height, layers, tile, optimizer, iterations,
-                                           device_type)  # fmt: skip
+                                           device_type, content_layer)  # fmt: skip
         if needed <= budget:
             return tile
     return None

@@ -456,13 +456,18 @@ def check_memory(
     width, height = size
     budget = available_bytes(device)
     kind, optimizer, iterations = device.type, options.optimizer, options.iterations
+    content = options.content_layer if options.content_layer in layers else None
+
+    def tiled(tile: int) -> int:
+        return estimate_tiled_peak_bytes(width, height, layers, tile, optimizer, iterations, kind,
+                                         content)  # fmt: skip
+
     if options.tile:
-        needed = estimate_tiled_peak_bytes(width, height, layers, options.tile, optimizer,
-                                           iterations, kind)  # fmt: skip
-        if budget is not None and needed > budget:
+        if budget is not None and tiled(options.tile) > budget:
             raise InputError(
-                f"{{size}} {options.size} needs about {needed / 1024**3:.1f} GiB even in tiles "
-                f"of {options.tile} px, but only {budget / 1024**3:.1f} GiB is free on {kind}",
+                f"{{size}} {options.size} needs about {tiled(options.tile) / 1024**3:.1f} GiB "
+                f"even in tiles of {options.tile} px, but only {budget / 1024**3:.1f} GiB is "
+                f"free on {kind}",
                 field="size",
             )
         return options.tile
@@ -470,14 +475,13 @@ def check_memory(
     if budget is None or needed <= budget:
         return None
     if options.tile is None:
-        tile = fitting_tile(width, height, layers, budget, optimizer, iterations, kind)
+        tile = fitting_tile(width, height, layers, budget, optimizer, iterations, kind, content)
         if tile is not None:
             return tile
-        smallest = estimate_tiled_peak_bytes(width, height, layers, TILE_SIZES[-1], optimizer,
-                                             iterations, kind)  # fmt: skip
-        raise InputError(f"{{size}} {options.size} needs about {smallest / 1024**3:.1f} GiB even "
-                         f"in tiles of {TILE_SIZES[-1]} px, but only {budget / 1024**3:.1f} GiB "
-                         f"is free on {kind}", field="size")  # fmt: skip
+        raise InputError(f"{{size}} {options.size} needs about "
+                         f"{tiled(TILE_SIZES[-1]) / 1024**3:.1f} GiB even in tiles of "
+                         f"{TILE_SIZES[-1]} px, but only {budget / 1024**3:.1f} GiB is free on "
+                         f"{kind}", field="size")  # fmt: skip
     fits = largest_fitting_size(height / width, layers, optimizer, budget, iterations, kind)
     raise InputError(
         f"{{size}} {options.size} needs about {needed / 1024**3:.1f} GiB but only "
