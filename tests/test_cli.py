@@ -303,6 +303,6 @@ def test_size_that_will_not_fit_is_refused_naming_one_that_does(tmp_path, conten
     _, err = proc.communicate(timeout=120)
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, lines
-    assert "GiB is free" in lines[0] and not out.exists()
+    assert "GiB is free" in lines[0] and "--tile 0" in lines[0] and not out.exists()
     fits = int(lines[0].rsplit("--size ", 1)[1])
     assert 1024 < fits < 2048  # 1024 px measured 2.7 GiB at its peak

@@ -231,3 +231,18 @@ def test_tiled_cost_counts_halos_and_the_second_pass() -> None:
     cost = tiling.tiled_cost(3072, 4096, 1024, LAYERS)
     assert 4 / 3 < cost < 4 / 3 * 1.4  # 12 crops of up to 1184 px
     assert tiling.tiled_cost(3072, 4096, 256, LAYERS) > cost  # more halo per core
+
+
+def test_mask_with_tiling_is_refused_in_one_line(capsys, content_path, style_path, tmp_path):
+    from PIL import Image
+
+    mask = tmp_path / "mask.png"
+    halves = np.zeros((64, 96, 3), np.uint8)
+    halves[:, 48:] = 255
+    Image.fromarray(halves).save(mask)
+    out = tmp_path / "out.png"
+    code = main(["transfer", str(content_path), str(style_path), str(style_path), "-o", str(out),
+                 "--mask", str(mask), "--tile", "64", "--size", "96", "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "--mask" in err[0] and "--tile" in err[0], err
+    assert not out.exists()

@@ -260,7 +260,7 @@ class Plan:
         tile = check_memory(inputs.output_size, layers, options, device)
         if tile is not None and inputs.layout is not None:
             raise InputError("{mask} does not work with tiled evaluation (large sizes, {tile})",
-                             field="mask")  # fmt: skip
+                             field=("mask", "tile"))  # fmt: skip
         network, convention, source = run_network(options, layers, device)
         sides = scale_sides(options.size, resolved_scales(options.size, options.scales))
         caps = iteration_caps(options.iterations, len(sides))
@@ -487,7 +487,7 @@ def check_memory(
         f"{{size}} {options.size} needs about {needed / 1024**3:.1f} GiB but only "
         f"{budget / 1024**3:.1f} GiB is free on {kind}; untiled ({{tile}} 0), the largest "
         f"size that fits is about {{size}} {fits}",
-        field="size",
+        field=("size", "tile"),
     )
 
 
