@@ -289,7 +289,8 @@ def test_ctrl_c_stops_cleanly_and_saves(tmp_path, content_path, style_path) -> N
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_AS is POSIX")
 def test_size_that_will_not_fit_is_refused_naming_one_that_does(tmp_path, content_path) -> None:
     """Under a 6 GiB address-space limit (`ulimit -v`) a 2048 px run (8.7 GiB measured) cannot
-    fit: refused up front, naming the largest size that would, instead of dying halfway."""
+    fit untiled (--tile 0; by default it would run in tiles, test_tiling): refused up front,
+    naming the largest size that would, instead of dying halfway."""
     import resource
 
     def limit() -> None:
@@ -298,10 +299,10 @@ def test_size_that_will_not_fit_is_refused_naming_one_that_does(tmp_path, conten
     out = tmp_path / "big.png"
     # --device cpu: the limit is on the process's address space, which a GPU's memory is not
     proc = _cli("transfer", content_path, content_path, "-o", out, "--size", "2048",
-                "--device", "cpu", preexec_fn=limit)  # fmt: skip
+                "--device", "cpu", "--tile", "0", preexec_fn=limit)  # fmt: skip
     _, err = proc.communicate(timeout=120)
     lines = err.decode().strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1, lines
-    assert "GiB is free" in lines[0] and not out.exists()
+    assert "GiB is free" in lines[0] and "--tile 0" in lines[0] and not out.exists()
     fits = int(lines[0].rsplit("--size ", 1)[1])
     assert 1024 < fits < 2048  # 1024 px measured 2.7 GiB at its peak

@@ -394,5 +394,8 @@ def test_paper_settings_do_not_come_from_option_defaults() -> None:
     decided = {"size", "iterations", "scales", "tolerance", "strength", "ratio", "content_layer",
                "style_layers", "init", "optimizer", "pooling", "normalize", "weights", "seed",
                "device", "precision", "deterministic", "learning_rate", "style_blend",
-               "style_scale", "preserve_color", "tv_weight", "mask", "mask_map"}  # fmt: skip
+               "style_scale", "preserve_color", "tv_weight", "mask", "mask_map",
+               # irrelevant: tiling gives the same loss and gradient; 16 bits change no pixel's
+               # 8-bit value
+               "tile", "bit_depth"}  # fmt: skip
     assert {f.name for f in fields(Options)} <= decided

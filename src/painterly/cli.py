@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .api import Cancel, Result, run_reconstruction, run_texture, run_transfer
 from .errors import InputError, PainterlyWarning
-from .images import OUTPUT_FORMATS, check_output_path, save_image
+from .images import OUTPUT_FORMATS, WIDE_OUTPUT_FORMATS, check_output_path, save_image
 from .optimize import Progress, ProgressCallback
 from .options import (
     DEVICES,
@@ -42,7 +42,7 @@ HELP = {
     "iterations": "most optimizer iterations at full size; each coarser scale may take twice "
     "as many as the next finer one",
     "scales": "coarse-to-fine scales, each twice the size of the one before (1: the paper's "
-    "single scale)",
+    "single scale; auto: 3, and above 2048 px as many as start at 512 px or less)",
     "tolerance": "stop a scale once the loss improves by less than this fraction over 10 "
     "iterations (0: run every iteration)",
     "strength": "how painted, from 0 (nearly the photo) to 10 (nearly the painting's texture); "
@@ -64,6 +64,11 @@ HELP = {
     "device": "|".join(DEVICES),
     "precision": "CUDA's float32 arithmetic: full, or fast (TF32: faster at large sizes, but it "
     "changes the picture; see docs/gpu.md)",
+    "tile": "run the network in tiles of this many px (a multiple of 16): the same loss and "
+    "gradient in bounded memory; default: tile only sizes that would not fit otherwise; 0: never "
+    "tile (docs/large.md)",
+    "bit_depth": "8, or 16 for a 16-bit PNG or TIFF output made from the optimizer's floats "
+    "(for print; the photo's ICC profile and DPI are carried over either way)",
     "style_blend": "weights of the styles' Gram targets, e.g. 0.7,0.3 (normalized to sum 1)",
     "style_scale": "size of the style image relative to the output before its Grams are taken "
     "(2: bigger brush strokes, 0.5: finer)",
@@ -81,8 +86,8 @@ NOT_FOR = {
     "texture": {"strength", "ratio", "content_layer"} | CONTROLS,
     "reconstruct": {"strength", "ratio", "style_layers", "style_scale"} | CONTROLS,
     "demo": {"style_blend", "mask", "mask_map"},
-    "batch": CONTROLS,
-    "grid": {"style_blend", "mask", "mask_map"},
+    "batch": CONTROLS | {"bit_depth"},
+    "grid": {"style_blend", "mask", "mask_map", "bit_depth"},
 }
 
 
@@ -152,6 +157,7 @@ CHOICES = {
     "device": DEVICES,
     "precision": PRECISIONS,
     "preserve_color": PRESERVE_COLOR,
+    "bit_depth": (8, 16),
 }
 
 
@@ -163,13 +169,15 @@ def _add_option(parser: argparse.ArgumentParser, name: str, default: object) -> 
         kind = _blend
     elif isinstance(default, bool):
         raise AssertionError(f"unhandled boolean option {name}")
-    elif isinstance(default, int) or name == "seed":
+    elif isinstance(default, int) or name in ("seed", "tile", "scales"):
         kind = int
     elif isinstance(default, float) or name == "ratio":
         kind = float
     shown = ",".join(default) if isinstance(default, tuple) else default
     if name == "style_blend":
         shown = "equal"
+    elif name in ("tile", "scales"):
+        shown = "auto"
     parser.add_argument(
         "--" + name.replace("_", "-"),
         dest=name,
@@ -446,6 +454,9 @@ def _run(argv: Sequence[str] | None) -> int:
     if args.frame_every < 1:
         raise InputError(f"--frame-every must be 1 or more, not {args.frame_every}")
     options = _options_from(args)
+    if options.bit_depth == 16 and output.suffix.lower() not in WIDE_OUTPUT_FORMATS:
+        raise InputError(f"--bit-depth 16 needs a {', '.join(WIDE_OUTPUT_FORMATS)} output, "
+                         f"not {output.name}")  # fmt: skip
     recorder = None
     if args.animation:
         from .animation import AnimationRecorder

@@ -13,8 +13,10 @@ import os
 import pathlib
 import re
 import stat
+import struct
 import tempfile
 import warnings
+import zlib
 from collections.abc import Callable, Collection
 from typing import IO
 
@@ -28,6 +30,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_PIXELS",
     "OUTPUT_FORMATS",
+    "WIDE_OUTPUT_FORMATS",
     "check_min_size",
     "check_output_path",
     "check_writable_folder",
@@ -35,9 +38,11 @@ __all__ = [
     "image_to_tensor",
     "open_image",
     "prepare_output_folder",
+    "print_info",
     "resize_long_side",
     "resize_to",
     "save_image",
+    "save_wide_image",
     "tensor_to_image",
     "write_bytes_atomic",
     "write_text_atomic",
@@ -69,6 +74,12 @@ _SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "PNG": {},
     "TIFF": {"compression": "tiff_deflate"},
 }
+
+#: Extensions a 16-bit output can take (--bit-depth 16).
+WIDE_OUTPUT_FORMATS: tuple[str, ...] = (".png", ".tif", ".tiff")
+
+#: What a print needs to know that the pixels do not say, carried from the photo to the output.
+PRINT_INFO = ("icc_profile", "dpi")
 
 # Modes whose samples span 0..65535 (16-bit files); scaled, not clipped, down to 8 bit.
 _WIDE_INT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
@@ -393,8 +404,15 @@ def find_images(folder: str | os.PathLike, *, exclude: str | None = None) -> lis
     return found
 
 
+def print_info(image: Image.Image | None) -> dict[str, object]:
+    """The ICC profile and DPI of an opened image (PRINT_INFO), those it has."""
+    info = image.info if image is not None else {}
+    return {key: info[key] for key in PRINT_INFO if info.get(key)}
+
+
 def save_image(image: Image.Image, path: str | os.PathLike[str]) -> None:
-    """Write an image atomically; the format comes from the extension."""
+    """Write an image atomically; the format comes from the extension. An ICC profile and DPI in
+    `image.info` (`print_info`) are written too."""
     target = pathlib.Path(path)
     fmt = OUTPUT_FORMATS.get(target.suffix.lower())
     if fmt is None:
@@ -404,8 +422,62 @@ def save_image(image: Image.Image, path: str | os.PathLike[str]) -> None:
         )
     if fmt == "JPEG" and image.mode not in ("RGB", "L", "CMYK"):
         image = _to_rgb(image)
-    options = _SAVE_OPTIONS[fmt]
+    options = {**_SAVE_OPTIONS[fmt], **print_info(image)}
     _atomic_write(target, lambda fp: image.save(fp, format=fmt, **options))
+
+
+def save_wide_image(
+    rgb: torch.Tensor, path: str | os.PathLike[str], info: dict[str, object] | None = None
+) -> None:
+    """Write a (1, 3, H, W) RGB tensor in [0, 1] as a 16-bit PNG or TIFF, atomically, with the
+    ICC profile and DPI in `info`. Pillow cannot write 16-bit RGB: PNG is encoded here, TIFF
+    by tifffile."""
+    target = pathlib.Path(path)
+    if target.suffix.lower() not in WIDE_OUTPUT_FORMATS:
+        raise InputError(
+            f"{{bit_depth}} 16 needs a {', '.join(WIDE_OUTPUT_FORMATS)} output, "
+            f"not {_show(target)}",
+            field="bit_depth",
+        )
+    data = rgb.detach().to(device="cpu", dtype=torch.float32).reshape(3, *rgb.shape[-2:])
+    data = torch.nan_to_num(data, nan=0.0).clamp(0.0, 1.0).mul(65535.0).round()
+    array = data.to(torch.int32).permute(1, 2, 0).numpy().astype(np.uint16)
+    info = info or {}
+    if target.suffix.lower() == ".png":
+        _atomic_write(target, lambda fp: fp.write(_png16(array, info)))
+        return
+    import tifffile
+
+    dpi = info.get("dpi")
+    extra = {"iccprofile": info["icc_profile"]} if info.get("icc_profile") else {}
+    if dpi:
+        extra.update(resolution=tuple(float(d) for d in dpi), resolutionunit="INCH")  # type: ignore
+    _atomic_write(target, lambda fp: tifffile.imwrite(fp, array, photometric="rgb",
+                                                      compression="zlib", **extra))  # fmt: skip
+
+
+def _png16(array: np.ndarray, info: dict[str, object]) -> bytes:
+    """A 16-bit RGB PNG (color type 2, bit depth 16) with iCCP and pHYs chunks as `info` has."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    height, width = array.shape[:2]
+    rows = array.astype(">u2").reshape(height, width * 6 // 2).view(np.uint8)
+    scanlines = np.concatenate([np.zeros((height, 1), np.uint8), rows], axis=1)  # filter 0
+    parts = [b"\x89PNG\r\n\x1a\n", chunk(b"IHDR", struct.pack(">IIBBBBB", width, height,
+                                                               16, 2, 0, 0, 0))]  # fmt: skip
+    profile = info.get("icc_profile")
+    if isinstance(profile, bytes):
+        parts.append(chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(profile)))
+    dpi = info.get("dpi")
+    if dpi:
+        per_meter = [round(float(d) / 0.0254) for d in dpi]  # type: ignore[union-attr]
+        parts.append(chunk(b"pHYs", struct.pack(">IIB", *per_meter, 1)))
+    parts.append(chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 6)))
+    parts.append(chunk(b"IEND", b""))
+    return b"".join(parts)
 
 
 def write_text_atomic(text: str, path: str | os.PathLike[str]) -> None:

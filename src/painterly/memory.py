@@ -25,7 +25,7 @@ from collections.abc import Collection
 import torch
 
 from .optimize import lbfgs_history
-from .vgg import CONV_CHANNELS, LAYER_NAMES, deepest_layer
+from .vgg import CONV_CHANNELS, LAYER_NAMES, deepest_layer, halo_and_grid
 
 ACTIVATION_FACTOR = 1.6  # allocator slack and oneDNN/cuDNN workspaces, measured
 # interpreter, torch, weights (raw and normalized), targets, and malloc's per-thread arenas: most
@@ -75,6 +75,70 @@ def estimate_peak_bytes(
     if device_type == "cuda":
         return int(CUDA_BASE_BYTES + tensors + FLOAT * CUDA_WORKSPACE_ACTIVATIONS * largest)
     return int(BASE_BYTES + tensors)
+
+
+# Tiled runs (tiling.py): the largest core tried first (bigger cores spend less on halos; 1024 px
+# keeps a 4096 px run within 8 GiB), and the smallest worth running.
+TILE_SIZES = (1024, 768, 512, 384, 256)
+# image-sized buffers besides the optimizer's of a tiled run, in images (3 floats per pixel): the
+# tiled gradient and its carrier, the content as the network sees it, the previous scale's image
+TILED_IMAGE_BUFFERS = 4
+
+
+def estimate_tiled_peak_bytes(
+    width: int,
+    height: int,
+    layers: Collection[str],
+    tile: int,
+    optimizer: str = "lbfgs",
+    iterations: int | None = None,
+    device_type: str = "cpu",
+    content_layer: str | None = None,
+) -> int:
+    """Peak bytes of a run evaluated in tiles of `tile` px: one crop's network (core and halo)
+    with its backward, plus the image-sized buffers (image, optimizer state, gradient, and the
+    content target at `content_layer`, if the run has one)."""
+    halo, _ = halo_and_grid(layers)
+    crop_w, crop_h = min(width, tile + 2 * halo), min(height, tile + 2 * halo)
+    one_tile = estimate_peak_bytes(crop_w, crop_h, layers, optimizer, 1, device_type)
+    pixels = 3 * width * height
+    history = lbfgs_history(pixels)
+    if iterations is not None:
+        history = min(history, iterations)
+    state = 2 * history + 4 if optimizer == "lbfgs" else 3
+    content_target = _map_elements(width, height, content_layer) if content_layer else 0
+    image_bytes = FLOAT * (pixels * (5 + state + TILED_IMAGE_BUFFERS) + content_target)
+    return int(one_tile + image_bytes)
+
+
+def _map_elements(width: int, height: int, layer: str) -> int:
+    """Elements of one layer's map for an image of this size."""
+    channels, w, h = 3, width, height
+    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest_layer([layer])) + 1]:
+        if name.startswith("pool"):
+            w, h = w // 2, h // 2
+        else:
+            channels = CONV_CHANNELS[name]
+    return channels * w * h
+
+
+def fitting_tile(
+    width: int,
+    height: int,
+    layers: Collection[str],
+    budget: int,
+    optimizer: str = "lbfgs",
+    iterations: int | None = None,
+    device_type: str = "cpu",
+    content_layer: str | None = None,
+) -> int | None:
+    """The largest of TILE_SIZES whose tiled run stays within `budget` bytes; None if none does."""
+    for tile in TILE_SIZES:
+        needed = estimate_tiled_peak_bytes(width, height, layers, tile, optimizer, iterations,
+                                           device_type, content_layer)  # fmt: skip
+        if needed <= budget:
+            return tile
+    return None
 
 
 def available_bytes(device: torch.device) -> int | None:

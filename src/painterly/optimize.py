@@ -28,6 +28,9 @@ from .vgg import VGGFeatures
 
 CHECK_EVERY = 10  # iterations between convergence checks (and loss read-backs)
 LBFGS_HISTORY_BYTES = 2 * 1024**3  # cap on L-BFGS's memory of past steps
+# fewest steps L-BFGS remembers: the byte cap goes below it only above about 3000 x 3000 px, where
+# each step costs hundreds of MiB (4096 px: 5-7 steps, so a tiled run fits in 8 GiB)
+LBFGS_MIN_HISTORY = 5
 
 
 @dataclass
@@ -109,7 +112,7 @@ def evaluate(
 
 def lbfgs_history(numel: int) -> int:
     """L-BFGS keeps 2 vectors per remembered step: at 2048 px, 100 steps would take 7 GiB."""
-    return max(10, min(100, LBFGS_HISTORY_BYTES // (2 * 4 * numel)))
+    return max(LBFGS_MIN_HISTORY, min(100, LBFGS_HISTORY_BYTES // (2 * 4 * numel)))
 
 
 def optimize(

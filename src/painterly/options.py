@@ -29,6 +29,11 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 # which change L-BFGS's path and so the picture; docs/gpu.md)
 PRECISIONS = ("full", "fast")
 MAX_SIZE = 8192
+DEFAULT_SCALES = 3  # up to LARGE_SIZE
+LARGE_SIZE = 2048  # above this, the default scales start at COARSEST_SIDE or below
+COARSEST_SIDE = 512  # strokes keep their size relative to the picture (docs/large.md)
+MIN_TILE = 64  # smaller tiles would be mostly halo (tiling.py)
+TILE_GRID = 16  # the pooling grid of conv5_1: tile origins must lie on it
 
 
 @dataclass(frozen=True)
@@ -39,7 +44,9 @@ class Options:
     # --init noise --tolerance 0 --iterations 500` give the paper's own procedure.
     size: int = 512
     iterations: int = 20  # at full size; each coarser scale may take twice its finer one's
-    scales: int = 3  # 128, 256, 512 px at --size 512
+    # None: 3 up to 2048 px (128, 256, 512 px at --size 512), and beyond as many as start the
+    # run at 512 px or less (`resolved_scales`)
+    scales: int | None = None
     tolerance: float = 0.01
     # how painted a transfer is, 0-10, the same for every pair and size (strength.py says how)
     strength: float = DEFAULT_STRENGTH
@@ -56,6 +63,11 @@ class Options:
     device: str = "auto"
     precision: str = "full"  # CUDA only; the CPU is always full
     deterministic: bool = False  # torch's deterministic kernels: the same bytes on CUDA too
+    # run the network in tiles of this many px (docs/large.md): None tiles only sizes that would
+    # not fit in memory otherwise, 0 never tiles; the loss and gradient are the same either way
+    tile: int | None = None
+    # 16: the output as 16-bit PNG/TIFF, straight from the optimizer's floats (docs/large.md)
+    bit_depth: int = 8
     # creative controls (docs/controls.md)
     style_blend: tuple[float, ...] | None = None
     style_scale: float = 1.0
@@ -75,7 +87,7 @@ class Options:
             f"{{iterations}} must be a whole number of at least 1, not {self.iterations!r}",
         )
         _check(
-            isinstance(self.scales, int) and 1 <= self.scales <= 8,
+            self.scales is None or (isinstance(self.scales, int) and 1 <= self.scales <= 8),
             f"{{scales}} must be a whole number from 1 to 8, not {self.scales!r}",
         )
         _check(
@@ -135,8 +147,27 @@ class Options:
             self.weights is None or os.path.isfile(self.weights),
             f"weights file {self.weights} does not exist",
         )
+        self._validate_output()
         self._validate_controls()
         return self
+
+    def _validate_output(self) -> None:
+        """Tiling and bit depth (docs/large.md)."""
+        _check(
+            self.tile is None
+            or (isinstance(self.tile, int) and not isinstance(self.tile, bool)
+                and (self.tile == 0 or (self.tile >= MIN_TILE and self.tile % TILE_GRID == 0))),
+            f"{{tile}} must be 0 (never tile) or a whole number of pixels from {MIN_TILE} on, "
+            f"a multiple of {TILE_GRID}, not {self.tile!r}",
+        )  # fmt: skip
+        _check(
+            self.bit_depth in (8, 16) and not isinstance(self.bit_depth, bool),
+            f"{{bit_depth}} must be 8 or 16, not {self.bit_depth!r}",
+        )
+        _check(
+            self.bit_depth == 8 or self.preserve_color != "luminance",
+            "{bit_depth} 16 does not go with {preserve_color} luminance (its colors are 8-bit)",
+        )
 
     def _validate_controls(self) -> None:
         blend = self.style_blend
@@ -193,6 +224,17 @@ class Options:
         if isinstance(values.get("mask"), os.PathLike):
             values["mask"] = os.fspath(values["mask"])
         return replace(self, **values)
+
+
+def resolved_scales(size: int, scales: int | None) -> int:
+    """The number of scales a run uses: `scales` if given, else DEFAULT_SCALES, and above
+    LARGE_SIZE as many as put the coarsest at COARSEST_SIDE or below (4096 px: 4, 8192 px: 5),
+    so the style's strokes are laid out at the same size relative to the picture."""
+    if scales is not None:
+        return scales
+    if size <= LARGE_SIZE:
+        return DEFAULT_SCALES
+    return max(DEFAULT_SCALES, 1 + math.ceil(math.log2(size / COARSEST_SIDE)))
 
 
 def parse_layers(text: str) -> tuple[str, ...]:

@@ -14,9 +14,10 @@ import platform
 import sys
 from dataclasses import dataclass, field
 
+import torch
 from PIL import Image
 
-from .images import save_image, write_text_atomic
+from .images import print_info, save_image, save_wide_image, write_text_atomic
 from .optimize import OptimizationResult
 
 
@@ -30,6 +31,8 @@ class Result:
     # the loss at every iteration of every scale: iteration (counted over all scales), scale,
     # and total, content, style, tv as in `LossTerms` (the weights are in record["scales"])
     history: list[dict] = field(default_factory=list, repr=False)
+    # with bit_depth 16: the output as RGB floats in [0, 1] (1, 3, H, W), saved without 8 bits
+    rgb: torch.Tensor | None = field(default=None, repr=False)
 
     @property
     def stop_reason(self) -> str:
@@ -37,9 +40,13 @@ class Result:
 
     def save(self, path: str | os.PathLike[str], **extra: object) -> pathlib.Path:
         """Write the image to `path`, then its record to `path` + ".json"; return the record's
-        path. `extra` adds entries to the saved record (a batch's pair, a grid's cell)."""
+        path. `extra` adds entries to the saved record (a batch's pair, a grid's cell). The
+        photo's ICC profile and DPI, in `image.info`, go into the image file."""
         target = pathlib.Path(path)
-        save_image(self.image, target)
+        if self.rgb is not None:
+            save_wide_image(self.rgb, target, print_info(self.image))
+        else:
+            save_image(self.image, target)
         record_path = record_path_for(target)
         write_text_atomic(json.dumps({**self.record, **extra}, indent=2) + "\n", record_path)
         return record_path

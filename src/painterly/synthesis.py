@@ -37,7 +37,14 @@ from .controls import (
     region_maps,
 )
 from .errors import InputError
-from .images import check_min_size, image_to_tensor, open_image, resize_long_side, resize_to
+from .images import (
+    check_min_size,
+    image_to_tensor,
+    open_image,
+    print_info,
+    resize_long_side,
+    resize_to,
+)
 from .losses import (
     ContentTarget,
     GuidedStyleTarget,
@@ -46,7 +53,14 @@ from .losses import (
     StyleTarget,
     equal_weights,
 )
-from .memory import available_bytes, estimate_peak_bytes, largest_fitting_size
+from .memory import (
+    TILE_SIZES,
+    available_bytes,
+    estimate_peak_bytes,
+    estimate_tiled_peak_bytes,
+    fitting_tile,
+    largest_fitting_size,
+)
 from .network import build_network, configure_device, resolve_device
 from .optimize import (
     CHECK_EVERY,
@@ -55,12 +69,14 @@ from .optimize import (
     OptimizationResult,
     Progress,
     ProgressCallback,
+    evaluate,
     network_evaluator,
     optimize,
 )
-from .options import Options, normalized_blend
+from .options import Options, normalized_blend, resolved_scales
 from .record import Result, package_versions
 from .strength import alpha_for_strength
+from .tiling import TiledNetwork, tiled_cost, tiled_evaluator
 from .vgg import VGGFeatures, min_input_side
 from .weights import InputConvention
 
@@ -117,7 +133,7 @@ def synthesize(
 ) -> Result:
     """Plan once, run the stages coarse to fine, finish the image and build its record."""
     plan = Plan.build(options, content_source, style_sources)
-    evaluator = evaluator or network_evaluator(plan.network)
+    evaluator = evaluator or plan.evaluator()
     tracker = Tracker(plan, callback)
     reports: list[StageReport] = []
     image: torch.Tensor | None = None
@@ -132,7 +148,8 @@ def synthesize(
     output = plan.finish_image(image)
     seconds = time.perf_counter() - tracker.started
     record = build_record(plan, reports, output, tracker.iterations_done, seconds)
-    return Result(output, record, reports[-1].optimization, tracker.history)
+    rgb = plan.finish_rgb(image) if options.bit_depth == 16 else None
+    return Result(output, record, reports[-1].optimization, tracker.history, rgb)
 
 
 def scale_sides(size: int, scales: int) -> list[int]:
@@ -222,6 +239,7 @@ class Plan:
     alpha: float = 1.0
     beta: float = 1.0
     balance: dict[str, float] = field(default_factory=dict)  # strength's units, when used
+    tile: int | None = None  # the network runs in tiles of this many px (None: whole images)
     setup_seconds: float = 0.0
     _targets: dict[int, ScaleTargets] = field(default_factory=dict, repr=False)
 
@@ -239,11 +257,15 @@ class Plan:
             list(options.style_layers) if styles else []
         )
         inputs = open_inputs(options, content, styles, layers, device)
+        tile = check_memory(inputs.output_size, layers, options, device)
+        if tile is not None and inputs.layout is not None:
+            raise InputError("{mask} does not work with tiled evaluation (large sizes, {tile})",
+                             field=("mask", "tile"))  # fmt: skip
         network, convention, source = run_network(options, layers, device)
-        sides = scale_sides(options.size, options.scales)
+        sides = scale_sides(options.size, resolved_scales(options.size, options.scales))
         caps = iteration_caps(options.iterations, len(sides))
         plan = cls(options, photo_start, seed, device, layers, inputs,
-                   network, convention, source, sides, caps, started)  # fmt: skip
+                   network, convention, source, sides, caps, started, tile=tile)  # fmt: skip
         plan.alpha, plan.beta, plan.balance = plan.weights()
         plan.setup_seconds = time.perf_counter() - started
         return plan
@@ -262,6 +284,29 @@ class Plan:
     def to_network(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.convention.to_network(rgb.to(self.device))
 
+    def evaluator(self) -> Evaluator:
+        """The objective at an image: the network on the whole image, or tile by tile."""
+        if self.tile is None:
+            return network_evaluator(self.network)
+        return tiled_evaluator(self.network, self.tile)
+
+    def cost(self, side: int) -> float:
+        """An iteration's work at the scale of long side `side`, in untiled pixels: tiles cost
+        more per pixel (`tiling.tiled_cost`), so the time left stays honest across scales."""
+        width, height = self.inputs.output_size
+        shrink = side / max(width, height)
+        width, height = round(width * shrink), round(height * shrink)
+        if self.tile is None:
+            return float(width * height)
+        return width * height * tiled_cost(height, width, self.tile, tuple(self.layers))
+
+    def features(self, rgb: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
+        """The network's responses at `layers` (no gradients), tile by tile when tiling."""
+        with torch.no_grad():
+            if self.tile is None:
+                return self.network(rgb, layers)
+            return TiledNetwork(self.network, self.tile).features(rgb, tuple(layers))
+
     def weights(self) -> tuple[float, float, dict[str, float]]:
         """alpha, beta and the pair's own units: alpha from `ratio`, else from `strength`."""
         inputs = self.inputs
@@ -270,7 +315,7 @@ class Plan:
         if self.options.ratio is not None:
             return self.options.ratio, 1.0, {}
         full = self.targets_at(self.sides[-1])
-        balance = photo_balance(self.network, full.content_rgb, full.content, full.style)
+        balance = photo_balance(self.evaluator(), full.content_rgb, full.content, full.style)
         return alpha_for_strength(self.options.strength, **balance), 1.0, balance
 
     def targets_at(self, side: int) -> ScaleTargets:
@@ -322,7 +367,17 @@ class Plan:
         result = self.inputs.finish(self.convention.from_network(image.float()))
         if result.size != self.inputs.output_size:  # interrupted before the last scale
             result = resize_to(result, self.inputs.output_size)
+        result.info.update(print_info(self.inputs.content))  # the photo's ICC profile and DPI
         return result
+
+    def finish_rgb(self, image: torch.Tensor) -> torch.Tensor:
+        """The output as RGB floats in [0, 1] on the CPU, not rounded to 8 bits (bit_depth 16;
+        not with luminance color preservation, which options refuse)."""
+        rgb = self.convention.from_network(image.detach().float()).clamp(0, 1)
+        width, height = self.inputs.output_size
+        if rgb.shape[-2:] != (height, width):
+            rgb = F.interpolate(rgb, size=(height, width), mode="bicubic", align_corners=False)
+        return rgb.clamp(0, 1).cpu()
 
 
 def resolve_init(options: Options, has_content: bool, has_styles: bool) -> tuple[Options, bool]:
@@ -351,7 +406,6 @@ def open_inputs(
             check_min_size(image, min_side, role=role)
     output = resize_long_side(content if content is not None else styles[0], options.size)
     check_min_size(output, min_side, role="output at this {size}", field="size")
-    check_memory(output, layers, options, device)
     blend = normalized_blend(options.style_blend, len(styles)) if styles else ()
     layout = None
     if options.mask is not None and content is not None:
@@ -394,23 +448,47 @@ def check_controls(options: Options, has_content: bool, styles: int) -> None:
             raise InputError(f"{{{name}}} needs a content image", field=name)
 
 
-def check_memory(output: Image.Image, layers: list[str], options: Options, device) -> None:
+def check_memory(
+    size: tuple[int, int], layers: list[str], options: Options, device: torch.device
+) -> int | None:
+    """The tile size the run needs (None: whole images fit), or an InputError if even tiles do
+    not fit. `options.tile` forces a tile size; 0 never tiles."""
+    width, height = size
     budget = available_bytes(device)
-    if budget is None:
-        return
-    width, height = output.size
-    kind = device.type
-    needed = estimate_peak_bytes(width, height, layers, options.optimizer, options.iterations, kind)
-    if needed > budget:
-        fits = largest_fitting_size(
-            height / width, layers, options.optimizer, budget, options.iterations, kind
-        )
-        raise InputError(
-            f"{{size}} {options.size} needs about {needed / 1024**3:.1f} GiB but only "
-            f"{budget / 1024**3:.1f} GiB is free on {device.type}; the largest size that fits "
-            f"is about {{size}} {fits}",
-            field="size",
-        )
+    kind, optimizer, iterations = device.type, options.optimizer, options.iterations
+    content = options.content_layer if options.content_layer in layers else None
+
+    def tiled(tile: int) -> int:
+        return estimate_tiled_peak_bytes(width, height, layers, tile, optimizer, iterations, kind,
+                                         content)  # fmt: skip
+
+    if options.tile:
+        if budget is not None and tiled(options.tile) > budget:
+            raise InputError(
+                f"{{size}} {options.size} needs about {tiled(options.tile) / 1024**3:.1f} GiB "
+                f"even in tiles of {options.tile} px, but only {budget / 1024**3:.1f} GiB is "
+                f"free on {kind}",
+                field="size",
+            )
+        return options.tile
+    needed = estimate_peak_bytes(width, height, layers, optimizer, iterations, kind)
+    if budget is None or needed <= budget:
+        return None
+    if options.tile is None:
+        tile = fitting_tile(width, height, layers, budget, optimizer, iterations, kind, content)
+        if tile is not None:
+            return tile
+        raise InputError(f"{{size}} {options.size} needs about "
+                         f"{tiled(TILE_SIZES[-1]) / 1024**3:.1f} GiB even in tiles of "
+                         f"{TILE_SIZES[-1]} px, but only {budget / 1024**3:.1f} GiB is free on "
+                         f"{kind}", field="size")  # fmt: skip
+    fits = largest_fitting_size(height / width, layers, optimizer, budget, iterations, kind)
+    raise InputError(
+        f"{{size}} {options.size} needs about {needed / 1024**3:.1f} GiB but only "
+        f"{budget / 1024**3:.1f} GiB is free on {kind}; untiled ({{tile}} 0), the largest "
+        f"size that fits is about {{size}} {fits}",
+        field=("size", "tile"),
+    )
 
 
 def scale_targets(plan: Plan, side: int) -> ScaleTargets:
@@ -424,12 +502,14 @@ def scale_targets(plan: Plan, side: int) -> ScaleTargets:
         with torch.no_grad():
             content_rgb = plan.to_network(image_to_tensor(resize_to(inputs.seen_content,
                                                                     scaled.size)))  # fmt: skip
-            content = ContentTarget(network(content_rgb, [options.content_layer]))
+            content = ContentTarget(plan.features(content_rgb, [options.content_layer]))
     if inputs.styles:
         targets = [
             ready.targets[side]
             if ready is not None
-            else style_target(options, image, side, network, plan.convention, plan.device)
+            else style_target(
+                options, image, side, network, plan.convention, plan.device, tile=plan.tile
+            )
             for ready, image in zip(inputs.prepared, inputs.seen_styles, strict=True)
         ]
         maps = None
@@ -447,29 +527,33 @@ def style_target(
     network: VGGFeatures,
     convention: InputConvention,
     device: torch.device,
+    *,
+    tile: int | None = None,
 ) -> StyleTarget:
     """Gram targets of the style image at the scale's size, so strokes keep their proportion.
 
-    `style_scale` resizes the style relative to the output: 2 gives strokes twice as big.
+    `style_scale` resizes the style relative to the output: 2 gives strokes twice as big. With
+    `tile`, the Grams are summed tile by tile (the style is as large as the output).
     """
     resized = resize_long_side(style, max(1, round(side * options.style_scale)))
     check_min_size(resized, min_input_side(options.style_layers), role=f"style image at {side} px")
+    weights = equal_weights(options.style_layers)
     with torch.no_grad():
         rgb = convention.to_network(image_to_tensor(resized).to(device))
+        if tile is not None:
+            return TiledNetwork(network, tile).style_target(rgb, weights)
         features = network(rgb, options.style_layers)
-    return StyleTarget.from_features(features, equal_weights(options.style_layers))
+    return StyleTarget.from_features(features, weights)
 
 
 def photo_balance(
-    network: VGGFeatures,
+    evaluator: Evaluator,
     content_rgb: torch.Tensor,
     content_target: ContentTarget,
     style_target: StyleTarget | GuidedStyleTarget,
 ) -> dict[str, float]:
     """The pair's own units (strength.py): the photo's content energy and its own style loss."""
-    with torch.no_grad():
-        features = network(content_rgb, style_target.layers)
-        photo_style_loss = float(Objective(None, style_target)(features).style)
+    photo_style_loss = float(evaluate(evaluator, Objective(None, style_target), content_rgb).style)
     content_energy = sum(0.5 * float(p.double().pow(2).sum())
                          for p in content_target.features.values())  # fmt: skip
     return {"content_energy": content_energy, "photo_style_loss": photo_style_loss}
@@ -541,7 +625,7 @@ class Tracker:
 
     def __init__(self, plan: Plan, callback: ProgressCallback | None) -> None:
         self.plan, self.callback = plan, callback
-        self.work = [side * side * cap for side, cap in zip(plan.sides, plan.caps, strict=True)]
+        self.work = [plan.cost(side) * cap for side, cap in zip(plan.sides, plan.caps, strict=True)]
         self.iterations_cap = sum(plan.caps)  # grows when a scale is redone
         self.iterations_done = 0
         self.history: list[dict] = []
@@ -555,7 +639,7 @@ class Tracker:
         done_before, cap = sum(self.work[: stage.index]), self.iterations_cap
 
         def stage_callback(iteration: int, loss, current: torch.Tensor) -> None:
-            fraction = (done_before + stage.side * stage.side * iteration) / sum(self.work)
+            fraction = (done_before + plan.cost(stage.side) * iteration) / sum(self.work)
             callback(Progress(iteration=before + iteration, iterations=cap, loss=loss,
                               image=plan.convention.from_network(current),
                               elapsed=time.perf_counter() - self.started, scale=stage.index,
@@ -693,6 +777,7 @@ def build_record(
         "alpha": plan.alpha,
         "beta": plan.beta,
         **({"balance": plan.balance} if plan.balance else {}),
+        **({"tile": plan.tile} if plan.tile is not None else {}),
         "final_loss": stages[-1]["loss"],
         "scales": stages,
         "restarts": [report.restart for report in reports if report.restart is not None],

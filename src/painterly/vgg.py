@@ -22,6 +22,7 @@ VGG19_LAYOUT: tuple[int | str, ...] = (
 )  # fmt: skip
 
 POOLING_MODES = ("avg", "max")
+KERNEL = 3  # every convolution's size (padding KERNEL // 2 keeps the map's size)
 
 
 def _layer_names(layout: tuple[int | str, ...]) -> tuple[str, ...]:
@@ -63,6 +64,24 @@ def min_input_side(layers: Collection[str]) -> int:
     return 2 ** sum(1 for n in upto if n.startswith("pool"))
 
 
+def halo_and_grid(layers: Collection[str]) -> tuple[int, int]:
+    """(halo, grid) in input pixels for tiled evaluation of `layers` (tiling.py).
+
+    The halo is how far wrong values from a crop's edge reach inward by the deepest layer: each
+    convolution reads KERNEL // 2 positions further at its resolution, each 2x2 pooling rounds
+    the reach up to whole positions of its output. The grid is the deepest layer's stride: crop
+    origins on it keep every pooling window where it lies in the whole image.
+    """
+    reach, stride = 0, 1
+    for name in LAYER_NAMES[: LAYER_NAMES.index(deepest_layer(layers)) + 1]:
+        if name.startswith("pool"):
+            stride *= 2
+            reach = -(-reach // stride) * stride
+        else:
+            reach += (KERNEL // 2) * stride
+    return -(-reach // stride) * stride, stride
+
+
 class FeatureMaps(dict):
     """The maps one forward returns, by layer name. `feeding` names those that also fed the next
     layer of that forward (all but the deepest): their gradient has a source besides the losses,
@@ -100,7 +119,9 @@ class VGGFeatures(nn.Module):
                 self.layers[name] = pool(kernel_size=2, stride=2)
                 continue
             weight, bias = convs[name]
-            conv = nn.Conv2d(in_channels, CONV_CHANNELS[name], kernel_size=3, padding=1)
+            conv = nn.Conv2d(
+                in_channels, CONV_CHANNELS[name], kernel_size=KERNEL, padding=KERNEL // 2
+            )
             if tuple(weight.shape) != tuple(conv.weight.shape):
                 raise ValueError(
                     f"{name}: weight has shape {tuple(weight.shape)}, "
