@@ -114,17 +114,24 @@ def synthesize(
     *,
     terms: Sequence[LossTerm] = (),
     evaluator: Evaluator | None = None,
+    start: torch.Tensor | None = None,
 ) -> Result:
-    """Plan once, run the stages coarse to fine, finish the image and build its record."""
+    """Plan once, run the stages coarse to fine, finish the image and build its record.
+
+    `start` (RGB in [0, 1], (1, 3, H, W)) replaces `init` as the first scale's start: video
+    starts a frame from the frame before, warped into it."""
     plan = Plan.build(options, content_source, style_sources)
     evaluator = evaluator or network_evaluator(plan.network)
     tracker = Tracker(plan, callback)
     reports: list[StageReport] = []
     image: torch.Tensor | None = None
     for stage in plan.stages():
-        start = plan.start_image(stage, image)
+        if image is None and start is not None:
+            begin = plan.to_network(_resized(start, stage.size))
+        else:
+            begin = plan.start_image(stage, image)
         objective = stage.objective(plan, terms)
-        report = run_stage(plan, stage, objective, start, evaluator, tracker, cancel)
+        report = run_stage(plan, stage, objective, begin, evaluator, tracker, cancel)
         reports.append(report)
         image = report.optimization.image
         if report.optimization.stop_reason in ("interrupted", "diverged"):
@@ -133,6 +140,12 @@ def synthesize(
     seconds = time.perf_counter() - tracker.started
     record = build_record(plan, reports, output, tracker.iterations_done, seconds)
     return Result(output, record, reports[-1].optimization, tracker.history)
+
+
+def _resized(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == (size[1], size[0]):
+        return image
+    return F.interpolate(image, size=(size[1], size[0]), mode="bilinear", align_corners=False)
 
 
 def scale_sides(size: int, scales: int) -> list[int]:
