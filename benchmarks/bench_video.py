@@ -35,7 +35,7 @@ from bench_speed import IMAGES, machine
 
 from painterly.options import Options, VideoOptions
 from painterly.synthesis import synthesize
-from painterly.video import prepare_styles, stylize_video
+from painterly.video import paint_clip, prepare_styles
 
 KINDS = ("pan", "zoom", "rotate")
 
@@ -122,7 +122,7 @@ def warping_error(outputs: list[np.ndarray], clip: SyntheticClip) -> float:
 def run_ours(clip_dir: Path, style: Path, options: Options, video: VideoOptions, work: Path):
     times: list[float] = []
     output = work / "ours"
-    stylize_video(clip_dir, [style], output, options, video,
+    paint_clip(clip_dir, [style], output, options, video,
                   on_frame=lambda done: times.append(done.seconds))  # fmt: skip
     frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(output.glob("frame_*.png"))]
     return frames, times

@@ -75,6 +75,7 @@ class VideoResult:
     """Where the clip went and how the run went (its `record` is the manifest)."""
 
     output: pathlib.Path
+    folder: pathlib.Path  # where the frames are (a video's work folder is gone once it is made)
     frames: int  # finished frames
     resumed: int  # frames found finished at the start
     interrupted: bool
@@ -126,7 +127,7 @@ class Layout:
                              f"{free / 1024**3:.1f} GiB free; try a smaller {{size}}")  # fmt: skip
 
 
-def stylize_video(
+def paint_clip(
     clip: str | os.PathLike[str],
     styles: Sequence[ImageSource],
     output: str | os.PathLike[str],
@@ -240,7 +241,9 @@ class ClipRun:
         audio = False
         if not interrupted and self.layout.video:
             audio = self.write_output(frames)
-        return VideoResult(self.layout.output, frames, done, interrupted, audio, self.manifest)
+        return VideoResult(
+            self.layout.output, self.layout.folder, frames, done, interrupted, audio, self.manifest
+        )
 
     def paint(self, index: int, picture: Image.Image, cancel: Cancel | None) -> Result:
         if index == 0:
