@@ -186,13 +186,14 @@ def resume_manifest(
 def run_key(clip: Clip, styles: list[Image.Image], options: Options, video: VideoOptions) -> dict:
     """What a run's frames depend on: the inputs (by content, not name) and every option."""
     stat = [(p.name, p.stat().st_size) for p in clip.files] or clip.path.stat().st_size
-    return {
+    key = {
         "clip": str(clip.path.resolve()),
         "clip_files": hashlib.sha1(json.dumps(stat).encode()).hexdigest(),
         "styles": [hashlib.sha1(s.tobytes()).hexdigest() for s in styles],
         "options": {**asdict(dataclasses.replace(options, seed=None))},
         "video": asdict(video),
     }
+    return json.loads(json.dumps(key))  # as the manifest will read it back: lists, not tuples
 
 
 class ClipRun:
