@@ -3,6 +3,7 @@ known amount, so the true motion is exact and the temporal consistency can be me
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -13,11 +14,12 @@ from PIL import Image
 pytest.importorskip("cv2")
 pytest.importorskip("av")
 
-from painterly import Cancel, Options, VideoOptions, stylize_video  # noqa: E402
-from painterly.cli import main  # noqa: E402
-from painterly.clips import open_clip, write_video  # noqa: E402
-from painterly.flow import FlowEstimator, gray, reliability, warp  # noqa: E402
-from painterly.synthesis import synthesize  # noqa: E402
+
+from painterly import Cancel, Options, VideoOptions, stylize_video
+from painterly.cli import main
+from painterly.clips import open_clip, write_video
+from painterly.flow import FlowEstimator, gray, reliability, warp
+from painterly.synthesis import synthesize
 
 SHIFT = 3  # px per frame, to the left: frame t is the photo's window starting at SHIFT * t
 FRAMES = 4
@@ -65,7 +67,7 @@ def warping_error(frames: list[np.ndarray]) -> float:
     """Mean squared difference of frame t and frame t-1 moved by the true shift (0-1 units)."""
     errors = [
         np.mean((b[:, : 64 - SHIFT] / 255 - a[:, SHIFT:] / 255) ** 2)
-        for a, b in zip(frames, frames[1:], strict=False)
+        for a, b in itertools.pairwise(frames)
     ]
     return float(np.mean(errors))
 
@@ -124,8 +126,8 @@ def test_cli_video_to_mp4_from_a_video(tmp_path, clip, style, capsys) -> None:
     source = tmp_path / "in.mp4"
     write_video(sorted(clip.glob("*.png"))[:3], source, 15.0, None)
     out = tmp_path / "out.mp4"
-    code = main(["video", str(source), str(style), "-o", str(out), "--size", "64",
-                 "--iterations", "4", "--scales", "1", "--later-iterations", "3", "--quiet"])  # fmt: skip
+    fast = ["--size", "64", "--iterations", "4", "--scales", "1", "--later-iterations", "3"]
+    code = main(["video", str(source), str(style), "-o", str(out), *fast, "--quiet"])
     assert code == 0, capsys.readouterr().err
     result = open_clip(out)
     assert len(list(result.frames())) == 3 and result.fps == pytest.approx(15.0)
@@ -186,10 +188,10 @@ def test_flow_warp_and_reliability_on_a_known_shift(photo) -> None:
     estimate = FlowEstimator()
     backward = estimate(gray(Image.fromarray(now)), gray(Image.fromarray(before)))
     forward = estimate(gray(Image.fromarray(before)), gray(Image.fromarray(now)))
-    inner = backward[8:-8, 8:-8 - SHIFT]
+    inner = backward[8:-8, 8 : -8 - SHIFT]
     assert np.median(inner[..., 0]) == pytest.approx(SHIFT, abs=0.5)
     assert np.median(np.abs(inner[..., 1])) < 0.5
     warped = warp(before.astype(np.float32), backward)
-    assert np.mean(np.abs(warped[8:-8, 8:-8 - SHIFT] - now[8:-8, 8:-8 - SHIFT])) < 12
+    assert np.mean(np.abs(warped[8:-8, 8 : -8 - SHIFT] - now[8:-8, 8 : -8 - SHIFT])) < 12
     c = reliability(backward, forward)
     assert c[8:-8, 8:-16].mean() > 0.9
