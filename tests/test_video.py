@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import ctrl_c_once
 from PIL import Image
 
 pytest.importorskip("cv2")
@@ -195,3 +198,56 @@ def test_flow_warp_and_reliability_on_a_known_shift(photo) -> None:
     assert np.mean(np.abs(warped[8:-8, 8 : -8 - SHIFT] - now[8:-8, 8 : -8 - SHIFT])) < 12
     c = reliability(backward, forward)
     assert c[8:-8, 8:-16].mean() > 0.9
+
+
+def _clip_with_audio(path: Path, frames: list[np.ndarray], fps: int) -> None:
+    """An .mp4 with H.264 video and an AAC tone, made with PyAV."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for frame in frames:
+            for packet in video.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        tone = (0.3 * np.sin(np.arange(16000 * len(frames) // fps) / 8)).astype(np.float32)
+        for start in range(0, len(tone), 1024):
+            chunk = av.AudioFrame.from_ndarray(tone[None, start : start + 1024].copy(),
+                                               format="flt", layout="mono")  # fmt: skip
+            chunk.sample_rate, chunk.pts = 16000, start
+            for packet in audio.encode(chunk):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
+
+
+def test_audio_is_copied_into_an_mp4(tmp_path, photo, painted) -> None:
+    import av
+
+    source = tmp_path / "with-audio.mp4"
+    _clip_with_audio(source, [np.ascontiguousarray(f) for f in _frames(photo)], 8)
+    out = tmp_path / "out.mp4"
+    copied = write_video(sorted(painted.glob("frame_*.png")), out, 8.0, open_clip(source))
+    assert copied
+    with av.open(str(out)) as container:
+        assert len(container.streams.audio) == 1 and len(container.streams.video) == 1
+    gif = tmp_path / "out.gif"  # GIF holds no audio: the frames alone
+    assert not write_video(sorted(painted.glob("frame_*.png")), gif, 8.0, open_clip(source))
+    assert open_clip(gif).count == FRAMES
+
+
+def test_ctrl_c_keeps_finished_frames(tmp_path, clip, style) -> None:
+    out = tmp_path / "frames"
+    args = [sys.executable, "-m", "painterly", "video", str(clip), str(style), "-o", str(out),
+            "--size", "64", "--iterations", "4", "--scales", "1", "--seed", "1"]  # fmt: skip
+    proc = subprocess.Popen([*args, "--later-iterations", "100000", "--tolerance", "0"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    err = ctrl_c_once(proc, b"frame 1:")
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "run the same command again to resume" in err
+    assert [p.name for p in sorted(out.glob("frame_*.png"))] == ["frame_00001.png"]
+    assert not list(out.glob(".*.part"))  # no half-written frame

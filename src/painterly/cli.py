@@ -573,6 +573,7 @@ def _run_video(args: argparse.Namespace) -> int:
         bars[0].set_postfix_str(f"frame {done.index + 1}: {done.iterations} it, "
                                 f"{done.seconds:.1f} s", refresh=False)  # fmt: skip
         bars[0].update(1)
+        bars[0].refresh()  # once a frame: tqdm skips updates that come fast after another
 
     try:
         with ctrl_c_cancels() as cancel:

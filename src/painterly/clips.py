@@ -86,8 +86,8 @@ def open_clip(path: str | os.PathLike[str], fps: float | None = None) -> Clip:
                 raise InputError(f"clip {clip} has no video stream")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate
-            count = stream.frames or _estimated_count(stream, rate)
             size = (stream.codec_context.width, stream.codec_context.height)
+            count = stream.frames or _counted(container, stream)
     except (av.FFmpegError, UnicodeDecodeError) as exc:
         raise InputError(f"clip {clip} is not a video or a folder of frames ({exc})") from None
     if not size[0] or not size[1]:
@@ -95,10 +95,9 @@ def open_clip(path: str | os.PathLike[str], fps: float | None = None) -> Clip:
     return Clip(clip, count, float(fps or rate or DEFAULT_FPS), size)
 
 
-def _estimated_count(stream, rate) -> int:
-    if stream.duration is None or stream.time_base is None or not rate:
-        return 0
-    return max(1, round(float(stream.duration * stream.time_base * rate)))
+def _counted(container, stream) -> int:
+    """Frames of a stream whose header does not say (WebM): its packets, read without decoding."""
+    return sum(1 for packet in container.demux(stream) if packet.size)
 
 
 def _decode(path: pathlib.Path) -> Iterator[Image.Image]:
