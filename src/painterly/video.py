@@ -287,8 +287,13 @@ class ClipRun:
                                             ("options", "alpha", "scales", "timings")}  # fmt: skip
             self.set_later(result.record["alpha"])
         iterations = result.record["iterations"]
-        self.manifest["frames"].append({"iterations": iterations, "seconds": round(seconds, 3),
-                                        "stop_reason": result.stop_reason})  # fmt: skip
+        loss = result.record["final_loss"]
+        self.manifest["frames"].append({
+            "iterations": iterations, "seconds": round(seconds, 3),
+            "optimization_seconds": result.record["timings"]["optimization_seconds"],
+            "stop_reason": result.stop_reason,
+            "loss": {k: loss[k] for k in ("total", "content", "style")} | loss.get("extra", {}),
+        })  # fmt: skip
         write_text_atomic(json.dumps(self.manifest, indent=2) + "\n", self.layout.folder / MANIFEST)
         if on_frame is not None:
             on_frame(FrameDone(index, self.clip.count, seconds, iterations, path))
