@@ -251,3 +251,13 @@ def test_ctrl_c_keeps_finished_frames(tmp_path, clip, style) -> None:
     assert "Traceback" not in err and "run the same command again to resume" in err
     assert [p.name for p in sorted(out.glob("frame_*.png"))] == ["frame_00001.png"]
     assert not list(out.glob(".*.part"))  # no half-written frame
+
+
+def test_long_term_consistency_runs_and_stays_consistent(tmp_path, clip, style, painted):
+    """Frames t-2 held to as well (Ruder et al.'s weights): as consistent as the plain run."""
+    out = tmp_path / "long"
+    result = stylize_video(clip, style, out, OPTIONS, VIDEO, long_term=(2,))
+    assert result.frames == FRAMES
+    manifest = json.loads((out / "painterly-video.json").read_text())
+    assert manifest["key"]["video"]["long_term"] == [2]
+    assert warping_error(_read(out)) < 1.5 * warping_error(_read(painted))

@@ -553,7 +553,7 @@ def _both(first: ProgressCallback, second: ProgressCallback) -> ProgressCallback
 def _run_video(args: argparse.Namespace) -> int:
     """Frames are written as they finish; Ctrl-C stops after the current frame's iteration and a
     rerun of the same command resumes."""
-    from .video import paint_clip
+    from .video import FrameDone, paint_clip
 
     options = _options_from(args)
     video = VideoOptions(
@@ -564,7 +564,7 @@ def _run_video(args: argparse.Namespace) -> int:
     ).validated()
     bars: list = []
 
-    def on_frame(done) -> None:
+    def on_frame(done: FrameDone) -> None:
         if args.quiet:
             return
         if not bars:

@@ -199,7 +199,15 @@ def run_key(clip: Clip, styles: list[Image.Image], options: Options, video: Vide
 class ClipRun:
     """One clip's frames, in order: flow, reliability, start image and temporal term per frame."""
 
-    def __init__(self, layout, clip, options, video, styles, manifest) -> None:
+    def __init__(
+        self,
+        layout: Layout,
+        clip: Clip,
+        options: Options,
+        video: VideoOptions,
+        styles: list[Image.Image],
+        manifest: dict,
+    ) -> None:
         self.layout, self.clip, self.options, self.video = layout, clip, options, video
         self.manifest, self.styles = manifest, styles
         self.flow = FlowEstimator()
@@ -207,7 +215,7 @@ class ClipRun:
         self.outputs: dict[int, np.ndarray] = {}
         self.first, self.convention = prepare_styles(options, styles)
         self.later: Options | None = None
-        self.later_styles: list = []
+        self.later_styles: list[ImageSource | PreparedStyle] = []
 
     @property
     def reach(self) -> int:
@@ -277,7 +285,9 @@ class ClipRun:
                 self.outputs[index] = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
         return self.outputs[index]
 
-    def finish_frame(self, index, result: Result, seconds: float, on_frame) -> None:
+    def finish_frame(
+        self, index: int, result: Result, seconds: float, on_frame: FrameCallback | None
+    ) -> None:
         path = self.layout.frame(index)
         save_image(result.image, path)
         self.outputs[index] = np.asarray(result.image, dtype=np.float32) / 255
