@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,18 +125,20 @@ def run_ours(clip_dir: Path, style: Path, options: Options, video: VideoOptions,
     paint_clip(clip_dir, [style], output, options, video,
                   on_frame=lambda done: times.append(done.seconds))  # fmt: skip
     frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(output.glob("frame_*.png"))]
-    return frames, times
+    manifest = json.loads((output / "painterly-video.json").read_text())
+    styles = [frame["loss"]["style"] for frame in manifest["frames"][1:]]
+    return frames, times, float(np.mean(styles))
 
 
-def run_independent(clip: SyntheticClip, style: Path, options: Options):
+def run_independent(clip: SyntheticClip, style: Path, options: Options, first: np.ndarray):
+    """Every frame on its own; frame 1 is ours' frame 1 (the same run), so it is not redone."""
     prepared, _ = prepare_styles(options, [Image.open(style).convert("RGB")])
-    outputs, times = [], []
-    for frame in clip.frames:
-        started = time.perf_counter()
+    outputs, styles = [first], []
+    for frame in clip.frames[1:]:
         result = synthesize(options, Image.fromarray(frame), prepared)
-        times.append(time.perf_counter() - started)
         outputs.append(np.asarray(result.image))
-    return outputs, times
+        styles.append(result.record["final_loss"]["style"])
+    return outputs, float(np.mean(styles))
 
 
 def main() -> None:
@@ -162,12 +164,12 @@ def main() -> None:
             (work / "clip").mkdir()
             for t, frame in enumerate(clip.frames):
                 Image.fromarray(frame).save(work / "clip" / f"{t:03d}.png")
-            ours, times = run_ours(work / "clip", style, options, video, work)
+            ours, times, style_loss = run_ours(work / "clip", style, options, video, work)
         row = {"clip": kind, "input": warping_error(clip.frames, clip),
                "ours": warping_error(ours, clip), "first": times[0],
-               "later": float(np.mean(times[1:]))}  # fmt: skip
+               "later": float(np.mean(times[1:])), "style": style_loss}  # fmt: skip
         if not args.no_independent:
-            independent, _ = run_independent(clip, style, options)
+            independent, row["independent_style"] = run_independent(clip, style, options, ours[0])
             row["independent"] = warping_error(independent, clip)
         if args.save:
             args.save.mkdir(parents=True, exist_ok=True)
@@ -183,15 +185,19 @@ def print_table(rows: list[dict], args: argparse.Namespace) -> None:
     print(f"{datetime.date.today()}, {machine()}; {args.size} px, {args.frames} frames a clip, "
           f"style {args.style}, temporal weight {args.temporal_weight:g}, later frames at most "
           f"{args.later_iterations} iterations\n")  # fmt: skip
-    print("| clip | input | independent | ours | ours / independent | first frame s | "
-          "later frames s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+    print(
+        "| clip | warping error: input | independent | ours | ours / independent | "
+        "style loss, later frames: independent | ours | first frame s | later frames s |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")  # fmt: skip
     for row in rows:
         independent = row.get("independent")
         ratio = f"{row['ours'] / independent:.3f}" if independent else "-"
         shown = f"{independent:.5f}" if independent else "-"
-        print(f"| {row['clip']} | {row['input']:.5f} | {shown} | {row['ours']:.5f} | {ratio} | "
-              f"{row['first']:.1f} | {row['later']:.1f} |")  # fmt: skip
+        style = f"{row['independent_style']:.4f}" if independent else "-"
+        cells = [row["clip"], f"{row['input']:.5f}", shown, f"{row['ours']:.5f}", ratio, style,
+                 f"{row['style']:.4f}", f"{row['first']:.1f}", f"{row['later']:.1f}"]  # fmt: skip
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":

@@ -194,7 +194,7 @@ def test_flow_warp_and_reliability_on_a_known_shift(photo) -> None:
     inner = backward[8:-8, 8 : -8 - SHIFT]
     assert np.median(inner[..., 0]) == pytest.approx(SHIFT, abs=0.5)
     assert np.median(np.abs(inner[..., 1])) < 0.5
-    warped = warp(before.astype(np.float32), backward)
+    warped = warp(before.astype(np.float32) / 255, backward) * 255
     assert np.mean(np.abs(warped[8:-8, 8 : -8 - SHIFT] - now[8:-8, 8 : -8 - SHIFT])) < 12
     c = reliability(backward, forward)
     assert c[8:-8, 8:-16].mean() > 0.9
