@@ -73,8 +73,8 @@ def make_clip(kind: str, frames: int, side: int) -> SyntheticClip:
     photo = np.asarray(photo.resize((round(width * 1.5), round(height * 1.5)), Image.LANCZOS))
     thing = np.asarray(Image.open(IMAGES / "golden_gate.jpg").convert("RGB").resize((side, side)))
     radius = 0.18 * height
-    start = np.array([-0.1 * width, 0.55 * height])
-    velocity = np.array([1.3 * width / max(frames, 2), -0.02 * height])
+    start = np.array([0.15 * width, 0.6 * height])
+    velocity = np.array([0.05 * width, -0.01 * height])  # a walker's pace: DIS can follow it
     grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float64)
     out = SyntheticClip([], [], [])
     for t in range(frames):

@@ -79,4 +79,12 @@ def reliability(backward: np.ndarray, forward: np.ndarray) -> np.ndarray:
         dy, dx = np.gradient(backward[..., channel])
         gradient += dx**2 + dy**2
     boundary = gradient > 0.01 * np.sum(backward**2, axis=-1) + 0.002
-    return ((mismatch <= tolerance) & ~boundary).astype(np.float32)
+    return ((mismatch <= tolerance) & ~boundary & _inside(backward)).astype(np.float32)
+
+
+def _inside(flow: np.ndarray) -> np.ndarray:
+    """Where x + flow(x) lies in the frame (elsewhere the pixel came in from outside the view)."""
+    height, width = flow.shape[:2]
+    x = np.arange(width, dtype=np.float32)[None, :] + flow[..., 0]
+    y = np.arange(height, dtype=np.float32)[:, None] + flow[..., 1]
+    return (x >= 0) & (x <= width - 1) & (y >= 0) & (y <= height - 1)

@@ -258,19 +258,21 @@ class ClipRun:
         if index == 0:
             return synthesize(self.options, picture, self.first, cancel=cancel)
         assert self.later is not None
-        targets, weights = [], []
+        targets, weights, start = [], [], None
         covered = np.zeros(picture.size[::-1], dtype=np.float32)
         for back in (1, *self.video.long_term):
             if index - back < 0:
                 continue
             warped, reliable = self.warped(index, back)
+            if start is None:  # Ruder et al.: the warp itself, even where it is unreliable
+                start = _tensor(warped)
             reliable = np.maximum(reliable - covered, 0)  # Ruder et al.'s long-term weights
             covered = np.minimum(covered + reliable, 1)
             targets.append(_tensor(warped))
             weights.append(torch.from_numpy(reliable)[None, None])
         term = TemporalTerm(targets, weights, self.video.temporal_weight, self.convention)
         return synthesize(self.later, picture, self.later_styles, cancel=cancel, terms=[term],
-                          start=targets[0])  # fmt: skip
+                          start=start)  # fmt: skip
 
     def warped(self, index: int, back: int) -> tuple[np.ndarray, np.ndarray]:
         """Output index-back carried into frame index, and where that can be trusted."""
