@@ -45,10 +45,11 @@ class FlowEstimator:
         return self._dis.calc(source, target, None)
 
 
-def sample(image: np.ndarray, flow: np.ndarray, *, cubic: bool = False) -> np.ndarray:
-    """image(x + flow(x)), bilinear (or bicubic); outside the image the nearest border pixel."""
+def sample(image: np.ndarray, flow: np.ndarray, *, sharp: bool = False) -> np.ndarray:
+    """image(x + flow(x)), bilinear (or Lanczos, `sharp`); outside the image the nearest border
+    pixel."""
     cv2 = _cv2()
-    interpolation = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
+    interpolation = cv2.INTER_LANCZOS4 if sharp else cv2.INTER_LINEAR
     height, width = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32),
                                  np.arange(height, dtype=np.float32))  # fmt: skip
@@ -58,9 +59,12 @@ def sample(image: np.ndarray, flow: np.ndarray, *, cubic: bool = False) -> np.nd
 
 
 def warp(previous: np.ndarray, backward: np.ndarray) -> np.ndarray:
-    """Frame t-1 (H, W, C float32, 0-1) carried into frame t along t's backward flow. Bicubic:
-    bilinear blurs every warp a little, and a clip warps each painted stroke frame after frame."""
-    warped = sample(np.ascontiguousarray(previous, dtype=np.float32), backward, cubic=True)
+    """Frame t-1 (H, W, C float32, 0-1) carried into frame t along t's backward flow.
+
+    Lanczos: a clip warps each painted stroke frame after frame, and the few iterations of a
+    later frame cannot restore what interpolation blurs away. A painted 192 px frame shifted by
+    0.5 px had 4.6x its style loss bilinear, 1.37x bicubic, 1.09x Lanczos (docs/video.md)."""
+    warped = sample(np.ascontiguousarray(previous, dtype=np.float32), backward, sharp=True)
     return np.clip(warped, 0.0, 1.0)
 
 
