@@ -261,3 +261,18 @@ def test_long_term_consistency_runs_and_stays_consistent(tmp_path, clip, style, 
     manifest = json.loads((out / "painterly-video.json").read_text())
     assert manifest["key"]["video"]["long_term"] == [2]
     assert warping_error(_read(out)) < 1.5 * warping_error(_read(painted))
+
+
+def test_synthesize_starts_from_a_given_image(photo, style) -> None:
+    """The seam video uses: `start` replaces `init` (the loss at iteration 0 is the start's)."""
+    import torch
+
+    from painterly.images import image_to_tensor
+
+    frame = Image.fromarray(_frames(photo, 1)[0])
+    options = Options(size=64, scales=1, iterations=1, seed=0, init="content")
+    photo_start = synthesize(options, frame, [style]).history[0]["total"]
+    given = synthesize(options, frame, [style], start=image_to_tensor(frame)).history[0]["total"]
+    gray = synthesize(options, frame, [style], start=torch.full((1, 3, 48, 64), 0.5))
+    assert given == pytest.approx(photo_start, rel=1e-5)
+    assert gray.history[0]["total"] != pytest.approx(photo_start, rel=1e-2)
