@@ -45,6 +45,7 @@ from .record import Result, package_versions
 from .synthesis import (
     ImageSource,
     PreparedStyle,
+    check_memory,
     run_network,
     scale_sides,
     style_key,
@@ -107,24 +108,28 @@ class Layout:
     def frame(self, index: int) -> pathlib.Path:
         return self.folder / FRAME_NAME.format(index + 1)
 
-    def prepare(self, clip: Clip, size: tuple[int, int]) -> None:
-        """The folders exist and are writable, and the frames fit on the disk."""
+    def prepare(self, clip: Clip, size: tuple[int, int]) -> bool:
+        """Check the output can be written and the frames fit on the disk, then make the frames'
+        folder; return whether it was made now (so a failed start can take it away again)."""
         parent = self.output.parent if self.video else self.folder.parent
         if not parent.is_dir():
             raise InputError(f"output folder {parent} does not exist")
         if self.folder.exists() and not self.folder.is_dir():
             raise InputError(f"output {self.folder} is a file, not a folder")
+        check_writable_folder(parent)
+        needed = clip.count * size[0] * size[1] * 3 * (2 if self.video else 1)
+        free = shutil.disk_usage(parent).free
+        if needed > free:
+            raise InputError(f"{clip.count} frames of {size[0]}x{size[1]} px need about "
+                             f"{needed / 1024**3:.1f} GiB on disk but {parent} has "
+                             f"{free / 1024**3:.1f} GiB free; try a smaller {{size}}")  # fmt: skip
+        created = not self.folder.exists()
         try:
             self.folder.mkdir(exist_ok=True)
         except OSError as exc:
             raise InputError(f"cannot create output folder {self.folder}: {exc.strerror}") from None
         check_writable_folder(self.folder)
-        needed = clip.count * size[0] * size[1] * 3 * (2 if self.video else 1)
-        free = shutil.disk_usage(self.folder).free
-        if needed > free:
-            raise InputError(f"{clip.count} frames of {size[0]}x{size[1]} px need about "
-                             f"{needed / 1024**3:.1f} GiB on disk but {self.folder} has "
-                             f"{free / 1024**3:.1f} GiB free; try a smaller {{size}}")  # fmt: skip
+        return created
 
 
 def paint_clip(
@@ -147,14 +152,22 @@ def paint_clip(
     if source.is_folder:
         check_sizes(source)
     layout = Layout.for_output(output)
-    size = resize_long_side(Image.new("RGB", source.size), options.size).size
-    layout.prepare(source, size)
+    frame = resize_long_side(Image.new("RGB", source.size), options.size)
+    size = frame.size
+    layers = [options.content_layer, *options.style_layers]
+    check_memory(frame, layers, options, resolve_device(options.device))  # before any work
     style_images = [open_image(s, role="style image") for s in styles]
     if not style_images:
         raise InputError("give at least one style image")
-    manifest, options = resume_manifest(layout, source, style_images, options, video)
-    run = ClipRun(layout, source, options, video, style_images, manifest)
-    return run.run(on_frame, cancel)
+    created = layout.prepare(source, size)
+    try:
+        manifest, options = resume_manifest(layout, source, style_images, options, video)
+        run = ClipRun(layout, source, options, video, style_images, manifest)
+        return run.run(on_frame, cancel)
+    except BaseException:
+        if created and not any(layout.folder.glob("frame_*.png")):
+            shutil.rmtree(layout.folder, ignore_errors=True)  # nothing made: leave nothing
+        raise
 
 
 def resume_manifest(
