@@ -342,7 +342,7 @@ def _add_video_arguments(p: argparse.ArgumentParser) -> None:
         default=defaults.temporal_weight,
         metavar="W",
         help="how strongly a frame holds to the one before, warped "
-        f"along the motion (0: independent frames; default: {defaults.temporal_weight:g})",
+        f"along the motion (0: no temporal loss; default: {defaults.temporal_weight:g})",
     )
     p.add_argument(
         "--later-iterations",
