@@ -7,13 +7,17 @@ Data flows one way: image files -> tensors (`images`) -> VGG-19 features (`weigh
 
 from .api import (
     Cancel,
+    FrameDone,
     PreparedStyle,
     Result,
+    VideoOptions,
+    VideoResult,
     prepare_style,
     reconstruct,
     run_reconstruction,
     run_texture,
     run_transfer,
+    stylize_video,
     texture,
     transfer,
 )
@@ -41,6 +45,7 @@ __all__ = [
     "POOL_LAYERS",
     "Cancel",
     "ContentTarget",
+    "FrameDone",
     "InputError",
     "LossTerms",
     "Objective",
@@ -51,6 +56,8 @@ __all__ = [
     "StyleTarget",
     "VGGFeatures",
     "VGGWeights",
+    "VideoOptions",
+    "VideoResult",
     "build_network",
     "content_loss",
     "gram_matrix",
@@ -63,6 +70,7 @@ __all__ = [
     "run_texture",
     "run_transfer",
     "style_layer_loss",
+    "stylize_video",
     "texture",
     "transfer",
 ]

@@ -15,7 +15,9 @@ step, is in `synthesis.py`; a `Cancel` handle stops it from outside, keeping the
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import fields
 
 from PIL import Image
 
@@ -24,7 +26,7 @@ from .images import check_min_size, open_image
 from .memory import TILE_SIZES
 from .network import configure_device, resolve_device
 from .optimize import Cancel, ProgressCallback
-from .options import LARGE_SIZE, Options, resolved_scales
+from .options import LARGE_SIZE, Options, VideoOptions, resolved_scales
 from .record import Result
 from .synthesis import (
     MIN_SCALE_SIDE,
@@ -40,17 +42,21 @@ from .synthesis import (
     synthesize,
 )
 from .vgg import min_input_side
+from .video import FrameCallback, FrameDone, VideoResult, paint_clip
 
 __all__ = [
     "MIN_SCALE_SIDE",
     "STALLED_AT",
     "STALL_EVIDENCE",
     "Cancel",
+    "FrameDone",
     "ImageSource",
     "PreparedStyle",
     "Result",
     "StyleSource",
     "Styles",
+    "VideoOptions",
+    "VideoResult",
     "iteration_caps",
     "prepare_style",
     "reconstruct",
@@ -58,6 +64,7 @@ __all__ = [
     "run_texture",
     "run_transfer",
     "scale_sides",
+    "stylize_video",
     "texture",
     "transfer",
 ]
@@ -153,6 +160,31 @@ def _style_tile(options: Options, side: int) -> int | None:
     if options.tile == 0 or (options.tile is None and side <= LARGE_SIZE):
         return None
     return options.tile or TILE_SIZES[0]
+
+
+def stylize_video(
+    clip: str | os.PathLike[str],
+    style: Styles,
+    output: str | os.PathLike[str],
+    options: Options | None = None,
+    video: VideoOptions | None = None,
+    *,
+    on_frame: FrameCallback | None = None,
+    cancel: Cancel | None = None,
+    **values: object,
+) -> VideoResult:
+    """Paint every frame of `clip` (a video file or a folder of frames) without flicker, into
+    `output`: a video (.mp4 .webm .gif) or a folder of numbered PNGs. Keyword options are those of
+    `Options` and `VideoOptions` (temporal_weight, later_iterations, long_term, fps). Frames are
+    written as they finish; calling again with the same arguments resumes an interrupted run."""
+    video_names = {f.name for f in fields(VideoOptions)}
+    video_values = {k: v for k, v in values.items() if k in video_names}
+    if isinstance(video_values.get("long_term"), (list, tuple)):
+        video_values["long_term"] = tuple(video_values["long_term"])
+    video = VideoOptions(**{**(vars(video) if video else {}), **video_values})
+    rest = {k: v for k, v in values.items() if k not in video_names}
+    return paint_clip(clip, _style_list(style), output, _options(options, rest), video,
+                      on_frame=on_frame, cancel=cancel)  # fmt: skip
 
 
 def _options(options: Options | None, values: dict) -> Options:

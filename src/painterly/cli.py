@@ -30,8 +30,10 @@ from .options import (
     PRECISIONS,
     PRESERVE_COLOR,
     Options,
+    VideoOptions,
     parse_blend,
     parse_layers,
+    parse_offsets,
 )
 from .progress import WORK_BAR, progress_bar
 
@@ -88,6 +90,7 @@ NOT_FOR = {
     "demo": {"style_blend", "mask", "mask_map"},
     "batch": CONTROLS | {"bit_depth"},
     "grid": {"style_blend", "mask", "mask_map", "bit_depth"},
+    "video": {"mask", "mask_map", "init", "bit_depth"},
 }
 
 
@@ -193,7 +196,7 @@ def _add_output_options(parser: argparse.ArgumentParser, command: str) -> None:
     if command == "batch":
         return
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    if command == "grid":
+    if command in ("grid", "video"):
         return
     parser.add_argument(
         "--save-every",
@@ -270,6 +273,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_options(p, "grid")
 
+    p = sub.add_parser("video", help="paint every frame of CLIP, without flicker (resumable)")
+    _add_video_arguments(p)
+    _add_options(p, "video")
+
     p = sub.add_parser("serve", help="a local web app: pick images, watch runs paint, download")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port, 0 for a free one (default: 8000)")
@@ -325,6 +332,50 @@ def _add_paper_arguments(p: argparse.ArgumentParser) -> None:
         "with the same settings and inputs is kept, so an interrupted run goes on where it stopped",
     )
     p.add_argument("--quiet", action="store_true", help="no progress")
+
+
+def _add_video_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("clip", help="a video file, or a folder of frames (in the order of their names)")
+    p.add_argument("style", nargs="+", help="style image(s); several are blended (--style-blend)")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="a video (.mp4 .webm .gif), or a folder for numbered PNG frames",
+    )
+    defaults = VideoOptions()
+    p.add_argument(
+        "--temporal-weight",
+        type=float,
+        default=defaults.temporal_weight,
+        metavar="W",
+        help="how strongly a frame holds to the one before, warped "
+        f"along the motion (0: no temporal loss; default: {defaults.temporal_weight:g})",
+    )
+    p.add_argument(
+        "--later-iterations",
+        type=int,
+        default=defaults.later_iterations,
+        metavar="N",
+        help="most iterations of each frame after the first (default: "
+        f"{defaults.later_iterations})",
+    )
+    p.add_argument(
+        "--long-term",
+        type=_offsets,
+        default=defaults.long_term,
+        metavar="J,K",
+        help="also hold each frame to these earlier ones, e.g. 2,4 (default: only the one before)",
+    )
+    p.add_argument("--fps", type=float, default=None, help="frame rate of a folder of frames "
+                   "(default: 24; a video keeps its own)")  # fmt: skip
+
+
+def _offsets(text: str) -> tuple[int, ...]:
+    try:
+        return parse_offsets(text)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(worded(exc)) from None
 
 
 def _add_batch_arguments(p: argparse.ArgumentParser) -> None:
@@ -448,6 +499,8 @@ def _run(argv: Sequence[str] | None) -> int:
         return _run_grid(args)
     if args.command == "paper":
         return _run_paper(args)
+    if args.command == "video":
+        return _run_video(args)
     output = check_output_path(args.output)
     if args.save_every < 0:
         raise InputError(f"--save-every must be 0 or more, not {args.save_every}")
@@ -506,6 +559,52 @@ def _both(first: ProgressCallback, second: ProgressCallback) -> ProgressCallback
         second(progress)
 
     return callback
+
+
+def _run_video(args: argparse.Namespace) -> int:
+    """Frames are written as they finish; Ctrl-C stops after the current frame's iteration and a
+    rerun of the same command resumes."""
+    from .video import FrameDone, paint_clip
+
+    options = _options_from(args)
+    video = VideoOptions(
+        temporal_weight=args.temporal_weight,
+        later_iterations=args.later_iterations,
+        long_term=args.long_term,
+        fps=args.fps,
+    ).validated()
+    bars: list = []
+
+    def on_frame(done: FrameDone) -> None:
+        if args.quiet:
+            return
+        if not bars:
+            bars.append(progress_bar(done.total or None, "video", unit="frame"))
+            bars[0].update(done.index)  # frames finished by an earlier run
+        bars[0].set_postfix_str(f"frame {done.index + 1}: {done.iterations} it, "
+                                f"{done.seconds:.1f} s", refresh=False)  # fmt: skip
+        bars[0].update(1)
+        bars[0].refresh()  # once a frame: tqdm skips updates that come fast after another
+
+    try:
+        with ctrl_c_cancels() as cancel:
+            result = paint_clip(args.clip, args.style, args.output, options, video,
+                                   on_frame=on_frame, cancel=cancel)  # fmt: skip
+    finally:
+        for bar in bars:
+            bar.close()
+    if result.interrupted:
+        print(
+            f"painterly: interrupted after {result.frames} frames (kept in {result.folder}); "
+            "run the same command again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    if not args.quiet:
+        audio = " with the clip's audio" if result.audio else ""
+        resumed = f", {result.resumed} of them from an earlier run" if result.resumed else ""
+        print(f"saved {result.output}{audio} ({result.frames} frames{resumed})", file=sys.stderr)
+    return 0
 
 
 def _run_grid(args: argparse.Namespace) -> int:

@@ -237,6 +237,48 @@ def resolved_scales(size: int, scales: int | None) -> int:
     return max(DEFAULT_SCALES, 1 + math.ceil(math.log2(size / COARSEST_SIDE)))
 
 
+@dataclass(frozen=True)
+class VideoOptions:
+    """What `painterly video` adds to `Options` (docs/video.md: the method and how the defaults
+    were measured). Frame 1 is a normal transfer with `Options`; later frames start from the frame
+    before, warped, and run one scale at full size."""
+
+    temporal_weight: float = 2000.0  # lambda of the temporal term, in 0-1 pixel units
+    later_iterations: int = 10  # most iterations of each later frame (the tolerance may stop it)
+    long_term: tuple[int, ...] = ()  # further earlier frames also held to, e.g. (2, 4): t-2, t-4
+    fps: float | None = None  # frame rate for a folder of frames (a video keeps its own); 24
+
+    def validated(self) -> VideoOptions:
+        _check(
+            _number(self.temporal_weight) and self.temporal_weight >= 0,
+            f"{{temporal_weight}} must be a number of 0 or more, not {self.temporal_weight!r}",
+        )
+        _check(
+            isinstance(self.later_iterations, int) and self.later_iterations >= 1,
+            f"{{later_iterations}} must be a whole number of at least 1, "
+            f"not {self.later_iterations!r}",
+        )
+        _check(
+            all(isinstance(j, int) and 2 <= j <= 1000 for j in self.long_term),
+            f"{{long_term}} must be frame offsets from 2 to 1000, not {self.long_term!r}",
+        )
+        _check(
+            self.fps is None or (_positive(self.fps) and self.fps <= 1000),
+            f"{{fps}} must be a positive number up to 1000, not {self.fps!r}",
+        )
+        return self
+
+
+def parse_offsets(text: str) -> tuple[int, ...]:
+    """'2,4' -> (2, 4): earlier frames for long-term consistency (checked by `validated`)."""
+    try:
+        return tuple(sorted({int(part) for part in text.split(",") if part.strip()}))
+    except ValueError:
+        raise InputError(
+            f"{{long_term}} must be comma-separated frame offsets such as 2,4, not {text!r}"
+        ) from None
+
+
 def parse_layers(text: str) -> tuple[str, ...]:
     """'conv1_1,conv2_1' -> ('conv1_1', 'conv2_1'), each checked."""
     names = tuple(part.strip() for part in text.split(",") if part.strip())

@@ -130,17 +130,21 @@ def synthesize(
     *,
     terms: Sequence[LossTerm] = (),
     evaluator: Evaluator | None = None,
+    start: torch.Tensor | None = None,
 ) -> Result:
-    """Plan once, run the stages coarse to fine, finish the image and build its record."""
+    """Plan once, run the stages coarse to fine, finish the image and build its record.
+
+    `start` (RGB in [0, 1], (1, 3, H, W)) replaces `init` as the first scale's start: video
+    starts a frame from the frame before, warped into it."""
     plan = Plan.build(options, content_source, style_sources)
     evaluator = evaluator or plan.evaluator()
     tracker = Tracker(plan, callback)
     reports: list[StageReport] = []
     image: torch.Tensor | None = None
     for stage in plan.stages():
-        start = plan.start_image(stage, image)
+        begin = plan.start_image(stage, image, start)
         objective = stage.objective(plan, terms)
-        report = run_stage(plan, stage, objective, start, evaluator, tracker, cancel)
+        report = run_stage(plan, stage, objective, begin, evaluator, tracker, cancel)
         reports.append(report)
         image = report.optimization.image
         if report.optimization.stop_reason in ("interrupted", "diverged"):
@@ -150,6 +154,12 @@ def synthesize(
     record = build_record(plan, reports, output, tracker.iterations_done, seconds)
     rgb = plan.finish_rgb(image) if options.bit_depth == 16 else None
     return Result(output, record, reports[-1].optimization, tracker.history, rgb)
+
+
+def _resized(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == (size[1], size[0]):
+        return image
+    return F.interpolate(image, size=(size[1], size[0]), mode="bilinear", align_corners=False)
 
 
 def scale_sides(size: int, scales: int) -> list[int]:
@@ -346,13 +356,18 @@ class Plan:
         std = torch.tensor(self.convention.std).view(1, 3, 1, 1)
         return (noise * self.convention.scale / std).to(self.device)
 
-    def start_image(self, stage: Stage, previous: torch.Tensor | None) -> torch.Tensor:
-        """The first scale starts from `init`; each later one from the one before, upsampled."""
+    def start_image(
+        self, stage: Stage, previous: torch.Tensor | None, start: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The first scale starts from `start` (RGB in [0, 1]: video's warped frame) if given,
+        else from `init`; each later one from the one before, upsampled."""
         width, height = stage.size
         if previous is not None:
             upsampled = F.interpolate(previous, size=(height, width), mode="bicubic",
                                       align_corners=False)  # fmt: skip
             return upsampled + self.detail_noise(stage)
+        if start is not None:
+            return self.to_network(_resized(start, stage.size))
         inputs = self.inputs
         first = initial_image(self.options, stage.size, inputs.seen_content,
                               inputs.seen_styles[:1], self.seed)  # fmt: skip
