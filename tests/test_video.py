@@ -163,15 +163,15 @@ def test_empty_folder_and_missing_clip(tmp_path, style, capsys) -> None:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_AS is POSIX")
 def test_a_size_too_large_for_memory_leaves_no_output(tmp_path, clip, style) -> None:
-    """Under a 6 GiB address-space limit a 2048 px frame cannot fit (as in test_cli): refused at
-    frame 1's plan, before any painting, and the work folder made for it is taken away."""
+    """Under a 6 GiB address-space limit an untiled (--tile 0) 2048 px frame cannot fit (as in
+    test_cli): refused before any painting, and the work folder made for it is taken away."""
     import resource
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (6 * 1024**3, resource.RLIM_INFINITY))
 
     out = tmp_path / "huge.mp4"
-    args = ["video", clip, style, "-o", out, "--size", "2048", "--device", "cpu"]
+    args = ["video", clip, style, "-o", out, "--size", "2048", "--device", "cpu", "--tile", "0"]
     proc = subprocess.Popen([sys.executable, "-m", "painterly", *map(str, args)],
                             stderr=subprocess.PIPE, preexec_fn=limit)  # fmt: skip
     _, err = proc.communicate(timeout=120)

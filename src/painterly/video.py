@@ -152,10 +152,9 @@ def paint_clip(
     if source.is_folder:
         check_sizes(source)
     layout = Layout.for_output(output)
-    frame = resize_long_side(Image.new("RGB", source.size), options.size)
-    size = frame.size
+    size = resize_long_side(Image.new("RGB", source.size), options.size).size
     layers = [options.content_layer, *options.style_layers]
-    check_memory(frame, layers, options, resolve_device(options.device))  # before any work
+    check_memory(size, layers, options, resolve_device(options.device))  # before any work
     style_images = [open_image(s, role="style image") for s in styles]
     if not style_images:
         raise InputError("give at least one style image")
