@@ -26,7 +26,7 @@ from painterly.synthesis import synthesize
 
 SHIFT = 3  # px per frame, to the left: frame t is the photo's window starting at SHIFT * t
 FRAMES = 4
-OPTIONS = Options(size=64, iterations=8, scales=1, seed=3)
+OPTIONS = Options(size=64, iterations=8, seed=3)  # default scales: at 64 px one scale
 VIDEO = VideoOptions(later_iterations=6)
 
 

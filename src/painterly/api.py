@@ -26,7 +26,7 @@ from .images import check_min_size, open_image
 from .memory import TILE_SIZES
 from .network import configure_device, resolve_device
 from .optimize import Cancel, ProgressCallback
-from .options import LARGE_SIZE, Options, VideoOptions, resolved_scales
+from .options import LARGE_SIZE, Options, VideoOptions
 from .record import Result
 from .synthesis import (
     MIN_SCALE_SIDE,
@@ -150,7 +150,7 @@ def prepare_style(
         side: synthesis.style_target(
             options, image, side, network, convention, device, tile=_style_tile(options, side)
         )
-        for side in scale_sides(options.size, resolved_scales(options.size, options.scales))
+        for side in scale_sides(options.size, options.scales)
     }
     return PreparedStyle(image, targets, style_key(options))
 

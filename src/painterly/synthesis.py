@@ -162,9 +162,10 @@ def _resized(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(image, size=(size[1], size[0]), mode="bilinear", align_corners=False)
 
 
-def scale_sides(size: int, scales: int) -> list[int]:
-    """Long sides of the scales, halving from `size`; none coarser than MIN_SCALE_SIDE."""
-    sides = [round(size / 2**k) for k in range(scales)]
+def scale_sides(size: int, scales: int | None) -> list[int]:
+    """Long sides of the scales, halving from `size`; none coarser than MIN_SCALE_SIDE. `scales`
+    None is the default for this size (`options.resolved_scales`)."""
+    sides = [round(size / 2**k) for k in range(resolved_scales(size, scales))]
     return sorted({side for side in sides if side >= MIN_SCALE_SIDE} | {size})
 
 
@@ -272,7 +273,7 @@ class Plan:
             raise InputError("{mask} does not work with tiled evaluation (large sizes, {tile})",
                              field=("mask", "tile"))  # fmt: skip
         network, convention, source = run_network(options, layers, device)
-        sides = scale_sides(options.size, resolved_scales(options.size, options.scales))
+        sides = scale_sides(options.size, options.scales)
         caps = iteration_caps(options.iterations, len(sides))
         plan = cls(options, photo_start, seed, device, layers, inputs,
                    network, convention, source, sides, caps, started, tile=tile)  # fmt: skip
