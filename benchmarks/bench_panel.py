@@ -135,11 +135,15 @@ def paired_losses(output: Image.Image, photo: Image.Image, painting: Image.Image
 def run_ours(pair: Pair, out: Path, size: int, strength: float | None) -> dict:
     """painterly with its defaults (strength None) or at `strength`; kept in --out and reused."""
     from painterly import run_transfer
+    from painterly.strength import BALANCE
 
     label = "default" if strength is None else f"s{strength:g}"
     record_path = out / f"{pair.tag}-ours-{label}.json"
     if record_path.is_file():
-        return json.loads(record_path.read_text())
+        record = json.loads(record_path.read_text())
+        if record.get("balance") == BALANCE:  # a strength means another alpha after a change
+            return record
+        (out / f"{pair.tag}-ours-{label}.losses.json").unlink(missing_ok=True)
     values = {} if strength is None else {"strength": strength}
     started, cpu_started = time.perf_counter(), time.process_time()
     result = run_transfer(
@@ -148,7 +152,7 @@ def run_ours(pair: Pair, out: Path, size: int, strength: float | None) -> dict:
     seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     result.image.save(out / f"{pair.tag}-ours-{label}.png")
     record = {"seconds": seconds, "cpu_seconds": cpu_seconds, "alpha": result.record["alpha"],
-              "strength": strength,
+              "strength": strength, "balance": BALANCE,
               "threads": torch.get_num_threads()}  # fmt: skip
     record_path.write_text(json.dumps(record))
     return record
