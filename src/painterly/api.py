@@ -23,10 +23,9 @@ from PIL import Image
 
 from .errors import InputError
 from .images import check_min_size, open_image
-from .memory import TILE_SIZES
 from .network import configure_device, resolve_device
 from .optimize import Cancel, ProgressCallback
-from .options import LARGE_SIZE, Options, VideoOptions
+from .options import Options, VideoOptions
 from .record import Result
 from .synthesis import (
     MIN_SCALE_SIDE,
@@ -38,7 +37,6 @@ from .synthesis import (
     iteration_caps,
     run_network,
     scale_sides,
-    style_key,
     synthesize,
 )
 from .vgg import min_input_side
@@ -146,20 +144,7 @@ def prepare_style(
     image = open_image(style, role="style image")
     check_min_size(image, min_input_side(options.style_layers), role="style image")
     network, convention, _ = run_network(options, list(options.style_layers), device)
-    targets = {
-        side: synthesis.style_target(
-            options, image, side, network, convention, device, tile=_style_tile(options, side)
-        )
-        for side in scale_sides(options.size, options.scales)
-    }
-    return PreparedStyle(image, targets, style_key(options))
-
-
-def _style_tile(options: Options, side: int) -> int | None:
-    """Above LARGE_SIZE a style's Grams are taken in tiles (the same values, bounded memory)."""
-    if options.tile == 0 or (options.tile is None and side <= LARGE_SIZE):
-        return None
-    return options.tile or TILE_SIZES[0]
+    return synthesis.prepared_style(options, image, network, convention, device)
 
 
 def stylize_video(

@@ -73,7 +73,7 @@ from .optimize import (
     network_evaluator,
     optimize,
 )
-from .options import Options, normalized_blend, resolved_scales
+from .options import LARGE_SIZE, Options, normalized_blend, resolved_scales
 from .record import Result, package_versions
 from .strength import alpha_for_strength
 from .tiling import TiledNetwork, tiled_cost, tiled_evaluator
@@ -534,6 +534,31 @@ def scale_targets(plan: Plan, side: int) -> ScaleTargets:
             keep = keep_map(inputs.layout, maps)
         style = combined_style_target(targets, inputs.blend, inputs.layout, maps)
     return ScaleTargets(scaled.size, content, content_rgb, style, keep)
+
+
+def prepared_style(
+    options: Options,
+    image: Image.Image,
+    network: VGGFeatures,
+    convention: InputConvention,
+    device: torch.device,
+) -> PreparedStyle:
+    """A style's Gram targets at every scale of a run with these options, computed once (batch,
+    video, `api.prepare_style`)."""
+    targets = {
+        side: style_target(
+            options, image, side, network, convention, device, tile=style_tile(options, side)
+        )
+        for side in scale_sides(options.size, options.scales)
+    }
+    return PreparedStyle(image, targets, style_key(options))
+
+
+def style_tile(options: Options, side: int) -> int | None:
+    """Above LARGE_SIZE a style's Grams are taken in tiles (the same values, bounded memory)."""
+    if options.tile == 0 or (options.tile is None and side <= LARGE_SIZE):
+        return None
+    return options.tile or TILE_SIZES[0]
 
 
 def style_target(

@@ -46,10 +46,9 @@ from .synthesis import (
     ImageSource,
     PreparedStyle,
     check_memory,
+    prepared_style,
     run_network,
-    scale_sides,
     style_key,
-    style_target,
     synthesize,
 )
 from .temporal import TemporalTerm
@@ -361,11 +360,7 @@ def prepare_styles(
     network, convention, _ = run_network(options, list(options.style_layers), device)
     if options.preserve_color != "none":
         return list(styles), convention
-    prepared: list[ImageSource | PreparedStyle] = []
-    for image in styles:
-        targets = {side: style_target(options, image, side, network, convention, device)
-                   for side in scale_sides(options.size, options.scales)}  # fmt: skip
-        prepared.append(PreparedStyle(image, targets, style_key(options)))
+    prepared = [prepared_style(options, image, network, convention, device) for image in styles]
     return prepared, convention
 
 
