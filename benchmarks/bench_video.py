@@ -5,7 +5,9 @@ per frame.
     python benchmarks/bench_video.py --size 128 --frames 5   # a quick look while developing
 
 Each clip is a photo (Tubingen) panned, zoomed or rotated, with a disk cut from another photo
-(the Golden Gate) moving across it, hiding and uncovering the background. The true backward
+(the Golden Gate) moving across it, hiding and uncovering the background. The fourth, `walk`, is
+made to look like a filmed clip: a slow pan and zoom at once, a soft-edged disk (scikit-image's
+cat) bobbing as it moves, and every frame through H.264 and back (`--kinds walk`). The true backward
 flow of every frame and the pixels visible in both frames are known exactly. The warping error
 of a clip: the mean over frames t > 1 of the mean squared difference (0-1 RGB, per channel)
 between output t and output t-1 warped into t by the true flow, over pixels visible in both.
@@ -37,7 +39,7 @@ from painterly.options import Options, VideoOptions
 from painterly.synthesis import synthesize
 from painterly.video import paint_clip, prepare_styles
 
-KINDS = ("pan", "zoom", "rotate")
+KINDS = ("pan", "zoom", "rotate")  # and "walk", on request
 
 
 @dataclass
@@ -54,6 +56,8 @@ def background_transform(kind: str, t: int, width: int, height: int) -> np.ndarr
         scale, angle, shift = 1.0, 0.0, (0.012 * width * t, 0.004 * height * t)
     elif kind == "zoom":
         scale, angle, shift = 1.0 / (1.0 + 0.02 * t), 0.0, (0.0, 0.0)
+    elif kind == "walk":
+        scale, angle, shift = 1.0 / (1.0 + 0.008 * t), 0.0, (0.006 * width * t, 0.002 * height * t)
     else:
         scale, angle, shift = 1.0, np.deg2rad(0.8 * t), (0.0, 0.0)
     cos, sin = np.cos(angle) * scale, np.sin(angle) * scale
@@ -71,29 +75,73 @@ def make_clip(kind: str, frames: int, side: int) -> SyntheticClip:
     width = side
     height = round(side * photo.height / photo.width)
     photo = np.asarray(photo.resize((round(width * 1.5), round(height * 1.5)), Image.LANCZOS))
-    thing = np.asarray(Image.open(IMAGES / "golden_gate.jpg").convert("RGB").resize((side, side)))
+    thing = Image.open(IMAGES / "golden_gate.jpg") if kind != "walk" else _cat()
+    thing = np.asarray(thing.convert("RGB").resize((side, side)))
     radius = 0.18 * height
     start = np.array([0.15 * width, 0.6 * height])
-    velocity = np.array([0.05 * width, -0.01 * height])  # a walker's pace: DIS can follow it
     grid = np.stack(np.meshgrid(np.arange(width), np.arange(height)), -1).astype(np.float64)
     out = SyntheticClip([], [], [])
     for t in range(frames):
         source = _apply(background_transform(kind, t, width, height), grid)
         frame = _sample(photo, source)
-        center = start + t * velocity
-        disk = np.sum((grid - center) ** 2, -1) <= radius**2
-        frame[disk] = _sample(thing, grid - center + side / 2)[disk]
-        out.frames.append(frame)
+        center = start + _travel(kind, t, width, height)
+        distance = np.sqrt(np.sum((grid - center) ** 2, -1))
+        disk = distance <= radius
+        # walk: the disk's edge blends over 2 px, as a filmed object's does
+        cover = np.clip(radius + 1 - distance, 0, 1) if kind == "walk" else disk.astype(float)
+        zoom = side / (2.2 * radius) if kind == "walk" else 1.0  # the whole cat's face
+        pasted = _sample(thing, (grid - center) * zoom + side / 2).astype(np.float64)
+        frame = (cover[..., None] * pasted + (1 - cover[..., None]) * frame).round()
+        out.frames.append(frame.astype(np.uint8))
         if t == 0:
             continue
+        velocity = center - (start + _travel(kind, t - 1, width, height))
         before = np.linalg.inv(background_transform(kind, t - 1, width, height))
         behind = _apply(before, source)  # where each background pixel was in t-1
-        hidden = np.sum((behind - (center - velocity)) ** 2, -1) <= radius**2
+        soft = 1.5 if kind == "walk" else 0.0  # blended pixels move with neither part
+        hidden = np.sum((behind - (center - velocity)) ** 2, -1) <= (radius + soft) ** 2
         position = np.where(disk[..., None], grid - velocity, behind)
         inside = np.all((position >= 0) & (position <= [width - 1, height - 1]), -1)
         out.flows.append((position - grid).astype(np.float32))
-        out.visible.append(inside & (disk | ~hidden))
+        edge = np.abs(distance - radius) < soft
+        out.visible.append(inside & (disk | ~hidden) & ~edge)
+    if kind == "walk":
+        out.frames = _through_h264(out.frames)
     return out
+
+
+def _travel(kind: str, t: int, width: int, height: int) -> np.ndarray:
+    """How far the disk has moved by frame t: a walker's pace (DIS can follow it); `walk` bobs."""
+    if kind == "walk":
+        return np.array([0.035 * width * t, 0.02 * height * np.sin(0.9 * t)])
+    return np.array([0.05 * width * t, -0.01 * height * t])
+
+
+def _cat() -> Image.Image:
+    from skimage import data
+
+    return Image.fromarray(data.chelsea()).crop((80, 0, 380, 300))  # the face
+
+
+def _through_h264(frames: list[np.ndarray]) -> list[np.ndarray]:
+    """The frames as a player shows them after H.264 at its usual quality (crf 23)."""
+    import av
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "clip.mp4"
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream("libx264", rate=24)
+            stream.height, stream.width = (s - s % 2 for s in frames[0].shape[:2])
+            stream.pix_fmt, stream.options = "yuv420p", {"crf": "23"}
+            for frame in frames:
+                cropped = frame[: stream.height, : stream.width]
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(cropped, format="rgb24")))
+            container.mux(stream.encode())
+        with av.open(str(path)) as container:
+            decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    height, width = frames[0].shape[:2]
+    return [np.pad(d, ((0, height - d.shape[0]), (0, width - d.shape[1]), (0, 0)), mode="edge")
+            for d in decoded]  # fmt: skip
 
 
 def _apply(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
