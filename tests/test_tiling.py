@@ -101,6 +101,7 @@ def test_tiled_transfer_gives_the_untiled_image(shared_images) -> None:
         results[tile] = synthesize(options, content, [style])
     tiled, untiled = results[TILE], results[0]
     assert tiled.record["tile"] == TILE and "tile" not in untiled.record
+    assert [s["tile"] for s in tiled.record["scales"]] == [TILE, TILE]  # forced: every scale
     assert tiled.record["balance"] == pytest.approx(untiled.record["balance"], rel=1e-4)
     assert tiled.record["final_loss"]["total"] == pytest.approx(
         untiled.record["final_loss"]["total"], rel=1e-3
@@ -132,6 +133,24 @@ def test_memory_short_tiles_instead_of_refusing(monkeypatch) -> None:
         check_memory(size, layers, options, cpu)
     monkeypatch.setattr(synthesis, "available_bytes", lambda device: untiled)
     assert check_memory(size, layers, options, cpu) is None
+
+
+def test_auto_tiling_runs_the_scales_that_fit_whole(monkeypatch) -> None:
+    """With the memory of this 24 GiB machine, a 4096 px run tiles its 4096 px scale; the
+    512-2048 px scales fit and run whole (tiles cost a third more and their halos); a forced tile
+    tiles every scale."""
+    from painterly import synthesis
+
+    size, layers, cpu = (4096, 3072), list(LAYERS), torch.device("cpu")
+    budget = estimate_peak_bytes(2048, 1536, layers, iterations=20)
+    assert estimate_tiled_peak_bytes(*size, layers, TILE_SIZES[0], iterations=20,
+                                     content_layer=PAPER_CONTENT_LAYER) < budget  # fmt: skip
+    monkeypatch.setattr(synthesis, "available_bytes", lambda device: budget)
+    assert check_memory(size, layers, Options(size=4096), cpu) == TILE_SIZES[0]
+    sides = [512, 1024, 2048, 4096]
+    assert synthesis.untiled_sides(size, sides, layers, Options(size=4096), cpu) == sides[:3]
+    forced = Options(size=4096, tile=512)
+    assert synthesis.untiled_sides(size, sides, layers, forced, cpu) == []
 
 
 @pytest.mark.parametrize("value", ["40", "100", "-16", "big"])

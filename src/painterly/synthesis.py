@@ -137,14 +137,14 @@ def synthesize(
     `start` (RGB in [0, 1], (1, 3, H, W)) replaces `init` as the first scale's start: video
     starts a frame from the frame before, warped into it."""
     plan = Plan.build(options, content_source, style_sources)
-    evaluator = evaluator or plan.evaluator()
     tracker = Tracker(plan, callback)
     reports: list[StageReport] = []
     image: torch.Tensor | None = None
     for stage in plan.stages():
         begin = plan.start_image(stage, image, start)
         objective = stage.objective(plan, terms)
-        report = run_stage(plan, stage, objective, begin, evaluator, tracker, cancel)
+        stage_evaluator = evaluator or plan.evaluator(stage.side)
+        report = run_stage(plan, stage, objective, begin, stage_evaluator, tracker, cancel)
         reports.append(report)
         image = report.optimization.image
         if report.optimization.stop_reason in ("interrupted", "diverged"):
@@ -251,6 +251,7 @@ class Plan:
     beta: float = 1.0
     balance: dict[str, float] = field(default_factory=dict)  # strength's units, when used
     tile: int | None = None  # the network runs in tiles of this many px (None: whole images)
+    whole_sides: frozenset[int] = frozenset()  # scales small enough to run whole all the same
     setup_seconds: float = 0.0
     _targets: dict[int, ScaleTargets] = field(default_factory=dict, repr=False)
 
@@ -275,8 +276,10 @@ class Plan:
         network, convention, source = run_network(options, layers, device)
         sides = scale_sides(options.size, options.scales)
         caps = iteration_caps(options.iterations, len(sides))
-        plan = cls(options, photo_start, seed, device, layers, inputs,
-                   network, convention, source, sides, caps, started, tile=tile)  # fmt: skip
+        whole = untiled_sides(inputs.output_size, sides, layers, options, device) if tile else []
+        plan = cls(options, photo_start, seed, device, layers, inputs, network, convention,
+                   source, sides, caps, started, tile=tile,
+                   whole_sides=frozenset(whole))  # fmt: skip
         plan.alpha, plan.beta, plan.balance = plan.weights()
         plan.setup_seconds = time.perf_counter() - started
         return plan
@@ -295,11 +298,17 @@ class Plan:
     def to_network(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.convention.to_network(rgb.to(self.device))
 
-    def evaluator(self) -> Evaluator:
-        """The objective at an image: the network on the whole image, or tile by tile."""
-        if self.tile is None:
+    def tile_at(self, side: int) -> int | None:
+        """The tile size at the scale of long side `side`: None where the whole image fits."""
+        return None if side in self.whole_sides else self.tile
+
+    def evaluator(self, side: int) -> Evaluator:
+        """The objective at an image of long side `side`: the network on the whole image, or tile
+        by tile."""
+        tile = self.tile_at(side)
+        if tile is None:
             return network_evaluator(self.network)
-        return tiled_evaluator(self.network, self.tile)
+        return tiled_evaluator(self.network, tile)
 
     def cost(self, side: int) -> float:
         """An iteration's work at the scale of long side `side`, in untiled pixels: tiles cost
@@ -307,16 +316,18 @@ class Plan:
         width, height = self.inputs.output_size
         shrink = side / max(width, height)
         width, height = round(width * shrink), round(height * shrink)
-        if self.tile is None:
+        tile = self.tile_at(side)
+        if tile is None:
             return float(width * height)
-        return width * height * tiled_cost(height, width, self.tile, tuple(self.layers))
+        return width * height * tiled_cost(height, width, tile, tuple(self.layers))
 
     def features(self, rgb: torch.Tensor, layers: list[str]) -> dict[str, torch.Tensor]:
         """The network's responses at `layers` (no gradients), tile by tile when tiling."""
+        tile = self.tile_at(max(rgb.shape[-2:]))
         with torch.no_grad():
-            if self.tile is None:
+            if tile is None:
                 return self.network(rgb, layers)
-            return TiledNetwork(self.network, self.tile).features(rgb, tuple(layers))
+            return TiledNetwork(self.network, tile).features(rgb, tuple(layers))
 
     def weights(self) -> tuple[float, float, dict[str, float]]:
         """alpha, beta and the pair's own units: alpha from `ratio`, else from `strength`."""
@@ -326,7 +337,8 @@ class Plan:
         if self.options.ratio is not None:
             return self.options.ratio, 1.0, {}
         full = self.targets_at(self.sides[-1])
-        balance = photo_balance(self.evaluator(), full.content_rgb, full.content, full.style)
+        evaluator = self.evaluator(self.sides[-1])
+        balance = photo_balance(evaluator, full.content_rgb, full.content, full.style)
         return alpha_for_strength(self.options.strength, **balance), 1.0, balance
 
     def targets_at(self, side: int) -> ScaleTargets:
@@ -524,7 +536,7 @@ def scale_targets(plan: Plan, side: int) -> ScaleTargets:
             ready.targets[side]
             if ready is not None
             else style_target(
-                options, image, side, network, plan.convention, plan.device, tile=plan.tile
+                options, image, side, network, plan.convention, plan.device, tile=plan.tile_at(side)
             )
             for ready, image in zip(inputs.prepared, inputs.seen_styles, strict=True)
         ]
@@ -542,16 +554,43 @@ def prepared_style(
     network: VGGFeatures,
     convention: InputConvention,
     device: torch.device,
+    extra_sides: Sequence[int] = (),
 ) -> PreparedStyle:
-    """A style's Gram targets at every scale of a run with these options, computed once (batch,
-    video, `api.prepare_style`)."""
+    """A style's Gram targets at every scale of a run with these options (and at `extra_sides`:
+    video's coarse pass), computed once (batch, video, `api.prepare_style`)."""
+    sides = sorted({*scale_sides(options.size, options.scales), *extra_sides})
     targets = {
         side: style_target(
             options, image, side, network, convention, device, tile=style_tile(options, side)
         )
-        for side in scale_sides(options.size, options.scales)
+        for side in sides
     }
     return PreparedStyle(image, targets, style_key(options))
+
+
+def untiled_sides(
+    output_size: tuple[int, int],
+    sides: Sequence[int],
+    layers: list[str],
+    options: Options,
+    device: torch.device,
+) -> list[int]:
+    """The scales of a tiled run that fit in memory whole. A tile costs about 4/3 x its halo's
+    area in time (two passes), so auto tiling (no `tile` given) tiles only the scales that need
+    it; `tile` given tiles every scale, as asked."""
+    if options.tile is not None:
+        return []
+    width, height = output_size
+    budget = available_bytes(device)
+    whole = []
+    for side in sides:
+        shrink = side / max(width, height)
+        scaled = round(width * shrink), round(height * shrink)
+        needed = estimate_peak_bytes(*scaled, layers, options.optimizer, options.iterations,
+                                     device.type)  # fmt: skip
+        if budget is None or needed <= budget:
+            whole.append(side)
+    return whole
 
 
 def style_tile(options: Options, side: int) -> int | None:
@@ -847,6 +886,7 @@ def _stage_record(plan: Plan, report: StageReport) -> dict:
         "seconds": round(optimization.seconds, 3),
         "alpha": report.stage.alpha,
         "beta": plan.beta,
+        **({"tile": plan.tile_at(report.stage.side)} if plan.tile is not None else {}),
         "tv_weight": plan.options.tv_weight,
         "loss": optimization.loss.as_floats(),
     }
