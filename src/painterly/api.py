@@ -160,7 +160,8 @@ def stylize_video(
 ) -> VideoResult:
     """Paint every frame of `clip` (a video file or a folder of frames) without flicker, into
     `output`: a video (.mp4 .webm .gif) or a folder of numbered PNGs. Keyword options are those of
-    `Options` and `VideoOptions` (temporal_weight, later_iterations, long_term, fps). Frames are
+    `Options` and `VideoOptions` (temporal_weight, later_iterations, coarse_iterations,
+    long_term, fps). Frames are
     written as they finish; calling again with the same arguments resumes an interrupted run."""
     video_names = {f.name for f in fields(VideoOptions)}
     video_values = {k: v for k, v in values.items() if k in video_names}

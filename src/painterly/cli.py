@@ -361,6 +361,14 @@ def _add_video_arguments(p: argparse.ArgumentParser) -> None:
         f"{defaults.later_iterations})",
     )
     p.add_argument(
+        "--coarse-iterations",
+        type=int,
+        default=defaults.coarse_iterations,
+        metavar="N",
+        help="most iterations of a later frame's half-size pass, which paints what the motion "
+        f"uncovers (0: none, faster, streaks there; default: {defaults.coarse_iterations})",
+    )
+    p.add_argument(
         "--long-term",
         type=_offsets,
         default=defaults.long_term,
@@ -570,6 +578,7 @@ def _run_video(args: argparse.Namespace) -> int:
     video = VideoOptions(
         temporal_weight=args.temporal_weight,
         later_iterations=args.later_iterations,
+        coarse_iterations=args.coarse_iterations,
         long_term=args.long_term,
         fps=args.fps,
     ).validated()

@@ -20,7 +20,8 @@ from .errors import InputError
 INSTALL = "video needs OpenCV and PyAV: pip install 'painterly[video]'"
 
 
-def _cv2():
+def opencv():
+    """OpenCV, or the one line that says how to install it."""
     try:
         import cv2
     except ImportError:
@@ -37,7 +38,7 @@ class FlowEstimator:
     """DIS flow, its parameters set once (MEDIUM preset: ~0.1 s a pair at 384 px on one core)."""
 
     def __init__(self) -> None:
-        cv2 = _cv2()
+        cv2 = opencv()
         self._dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
 
     def __call__(self, source: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -48,7 +49,7 @@ class FlowEstimator:
 def sample(image: np.ndarray, flow: np.ndarray, *, sharp: bool = False) -> np.ndarray:
     """image(x + flow(x)), bilinear (or Lanczos, `sharp`); outside the image the nearest border
     pixel."""
-    cv2 = _cv2()
+    cv2 = opencv()
     interpolation = cv2.INTER_LANCZOS4 if sharp else cv2.INTER_LINEAR
     height, width = flow.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32),

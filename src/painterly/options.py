@@ -241,10 +241,14 @@ def resolved_scales(size: int, scales: int | None) -> int:
 class VideoOptions:
     """What `painterly video` adds to `Options` (docs/video.md: the method and how the defaults
     were measured). Frame 1 is a normal transfer with `Options`; later frames start from the frame
-    before, warped, and run one scale at full size."""
+    before, warped (repainted at half size where the warp is not reliable), and run one scale at
+    full size."""
 
     temporal_weight: float = 2000.0  # lambda of the temporal term, in 0-1 pixel units
     later_iterations: int = 10  # most iterations of each later frame (the tolerance may stop it)
+    # most iterations of a later frame's half-size pass that paints what the warp cannot carry
+    # over (uncovered areas, motion boundaries); 0: none (the warp's streaks stay there)
+    coarse_iterations: int = 12
     long_term: tuple[int, ...] = ()  # further earlier frames also held to, e.g. (2, 4): t-2, t-4
     fps: float | None = None  # frame rate for a folder of frames (a video keeps its own); 24
 
@@ -257,6 +261,11 @@ class VideoOptions:
             isinstance(self.later_iterations, int) and self.later_iterations >= 1,
             f"{{later_iterations}} must be a whole number of at least 1, "
             f"not {self.later_iterations!r}",
+        )
+        _check(
+            isinstance(self.coarse_iterations, int) and self.coarse_iterations >= 0,
+            f"{{coarse_iterations}} must be a whole number of 0 or more, "
+            f"not {self.coarse_iterations!r}",
         )
         _check(
             all(isinstance(j, int) and 2 <= j <= 1000 for j in self.long_term),

@@ -1,9 +1,10 @@
 """A painted clip that does not flicker (Ruder, Dosovitskiy & Brox 2016), resumably.
 
     frame 1:        the normal transfer (coarse to fine, `Options`)
-    frame t > 1:    start from output t-1 warped into t by optical flow; one scale at full size,
-                    few iterations, plus the temporal term (temporal.py) that holds the frame to
-                    that warp where the flow is reliable (flow.py)
+    frame t > 1:    start from output t-1 warped into t by optical flow, where the flow is
+                    reliable (flow.py); elsewhere from a short half-size pass (video_start.py);
+                    one scale at full size, few iterations, plus the temporal term (temporal.py)
+                    that holds the frame to that warp where the flow is reliable
 
 The style targets and frame 1's alpha are computed once per clip; flow once per pair of frames.
 Each frame is written (a PNG, atomically) as it finishes, with a manifest of the run; a rerun
@@ -26,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from .clips import VIDEO_OUTPUTS, Clip, check_sizes, open_clip, write_video
@@ -43,6 +45,7 @@ from .optimize import Cancel
 from .options import Options, VideoOptions
 from .record import Result, package_versions
 from .synthesis import (
+    MIN_SCALE_SIDE,
     ImageSource,
     PreparedStyle,
     check_memory,
@@ -52,6 +55,7 @@ from .synthesis import (
     synthesize,
 )
 from .temporal import TemporalTerm
+from .video_start import compose_start, needs_coarse_pass, palette_fill
 from .weights import InputConvention
 
 MANIFEST = "painterly-video.json"
@@ -224,9 +228,13 @@ class ClipRun:
         self.flow = FlowEstimator()
         self.grays: dict[int, np.ndarray] = {}
         self.outputs: dict[int, np.ndarray] = {}
-        self.first, self.convention = prepare_styles(options, styles)
+        half = round(options.size / 2)
+        self.coarse_side = half if video.coarse_iterations and half >= MIN_SCALE_SIDE else None
+        extra = [self.coarse_side] if self.coarse_side else []
+        self.first, self.convention = prepare_styles(options, styles, extra)
         self.later: Options | None = None
         self.later_styles: list[ImageSource | PreparedStyle] = []
+        self.coarse_styles: list[ImageSource | PreparedStyle] = []
 
     @property
     def reach(self) -> int:
@@ -269,21 +277,57 @@ class ClipRun:
         if index == 0:
             return synthesize(self.options, picture, self.first, cancel=cancel)
         assert self.later is not None
-        targets, weights, start = [], [], None
+        targets, weights = [], []
         covered = np.zeros(picture.size[::-1], dtype=np.float32)
         for back in (1, *self.video.long_term):
             if index - back < 0:
                 continue
             warped, reliable = self.warped(index, back)
-            if start is None:  # Ruder et al.: the warp itself, even where it is unreliable
-                start = _tensor(warped)
+            if back == 1:
+                previous, previous_reliable = warped, reliable
             reliable = np.maximum(reliable - covered, 0)  # Ruder et al.'s long-term weights
             covered = np.minimum(covered + reliable, 1)
             targets.append(_tensor(warped))
             weights.append(torch.from_numpy(reliable)[None, None])
+        start, coarse_iterations = previous, 0  # Ruder et al.: the warp, also where unreliable
         term = TemporalTerm(targets, weights, self.video.temporal_weight, self.convention)
-        return synthesize(self.later, picture, self.later_styles, cancel=cancel, terms=[term],
-                          start=start)  # fmt: skip
+        if self.coarse_side and needs_coarse_pass(previous_reliable):
+            coarse = self.coarse_pass(picture, previous, previous_reliable, cancel)
+            if coarse.stop_reason == "interrupted":
+                return coarse
+            coarse_iterations = coarse.record["iterations"]
+            upsampled = coarse.image.resize(picture.size, Image.Resampling.BICUBIC)
+            start = compose_start(previous, previous_reliable, _array(upsampled),
+                                  self.options.seed + index)  # fmt: skip
+        result = synthesize(self.later, picture, self.later_styles, cancel=cancel, terms=[term],
+                            start=_tensor(start))  # fmt: skip
+        result.record["coarse_iterations"] = coarse_iterations
+        return result
+
+    def coarse_pass(
+        self,
+        picture: Image.Image,
+        warped: np.ndarray,
+        reliable: np.ndarray,
+        cancel: Cancel | None,
+    ) -> Result:
+        """The frame at half size, a few iterations: from the warp where it is reliable (and held
+        to it there), from the photo in the painting's palette elsewhere (video_start.py)."""
+        assert self.coarse_side is not None and self.later is not None
+        width, height = picture.size
+        small = resize_long_side(picture, self.coarse_side).size
+        begin = palette_fill(warped, reliable, _array(picture))
+        weight = _shrunk(torch.from_numpy(reliable)[None, None], small)
+        term = TemporalTerm([_shrunk(_tensor(warped), small)], [(weight >= 0.999).float()],
+                            self.video.temporal_weight, self.convention)  # fmt: skip
+        options = dataclasses.replace(
+            self.later,
+            size=self.coarse_side,
+            iterations=self.video.coarse_iterations,
+            ratio=self.later.ratio * (width * height) / (small[0] * small[1]),  # as Plan.stages
+        )
+        return synthesize(options, picture, self.coarse_styles, cancel=cancel, terms=[term],
+                          start=_shrunk(_tensor(begin), small))  # fmt: skip
 
     def warped(self, index: int, back: int) -> tuple[np.ndarray, np.ndarray]:
         """Output index-back carried into frame index, and where that can be trusted."""
@@ -313,6 +357,7 @@ class ClipRun:
         loss = result.record["final_loss"]
         self.manifest["frames"].append({
             "iterations": iterations, "seconds": round(seconds, 3),
+            "coarse_iterations": result.record.get("coarse_iterations", 0),
             "optimization_seconds": result.record["timings"]["optimization_seconds"],
             "stop_reason": result.stop_reason,
             "loss": {k: loss[k] for k in ("total", "content", "style")} | loss.get("extra", {}),
@@ -326,8 +371,15 @@ class ClipRun:
         balance all through the clip, and no per-frame estimate of it)."""
         self.later = dataclasses.replace(self.options, scales=1, init="content", ratio=alpha,
                                          iterations=self.video.later_iterations)  # fmt: skip
-        key, side = style_key(self.later), self.options.size
-        self.later_styles = [
+        self.later_styles = self._styles_at(self.later, self.options.size)
+        if self.coarse_side:
+            coarse = dataclasses.replace(self.later, size=self.coarse_side)
+            self.coarse_styles = self._styles_at(coarse, self.coarse_side)
+
+    def _styles_at(self, options: Options, side: int) -> list[ImageSource | PreparedStyle]:
+        """The clip's prepared styles, as a one-scale run of `options` at `side` takes them."""
+        key = style_key(options)
+        return [
             dataclasses.replace(s, key=key, targets={side: s.targets[side]})
             if isinstance(s, PreparedStyle)
             else s
@@ -351,18 +403,29 @@ class ClipRun:
 
 
 def prepare_styles(
-    options: Options, styles: list[Image.Image]
+    options: Options, styles: list[Image.Image], extra_sides: Sequence[int] = ()
 ) -> tuple[list[ImageSource | PreparedStyle], InputConvention]:
-    """The styles' Gram targets at every scale, once per clip (not with color preservation,
-    which matches each style to each frame), and the network's input convention."""
+    """The styles' Gram targets at every scale (and at `extra_sides`: the later frames' coarse
+    pass), once per clip (not with color preservation, which matches each style to each frame),
+    and the network's input convention."""
     device = resolve_device(options.device)
     configure_device(device, options.precision, options.deterministic)
     network, convention, _ = run_network(options, list(options.style_layers), device)
     if options.preserve_color != "none":
         return list(styles), convention
-    prepared = [prepared_style(options, image, network, convention, device) for image in styles]
+    prepared = [prepared_style(options, image, network, convention, device, extra_sides)
+                for image in styles]  # fmt: skip
     return prepared, convention
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+
+def _array(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+
+
+def _shrunk(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(1, C, H, W) averaged down to `size` (width, height)."""
+    return F.interpolate(image, size=(size[1], size[0]), mode="area")
