@@ -355,3 +355,15 @@ def test_start_keeps_the_warp_where_trusted_and_maps_the_photo_into_its_palette(
     start = compose_start(hidden, reliable, coarse, seed=1)
     assert np.array_equal(start[keep == 1], hidden[keep == 1])
     assert abs(start[15:25, 25:35].mean() - 0.5) < 0.02 and start[15:25, 25:35].std() > 0.02
+
+
+def test_flat_areas_move_with_the_camera(photo) -> None:
+    """A frame whose top third is one flat colour, shifted by SHIFT: DIS has nothing to match up
+    there; the flow there is the camera's motion fitted where there is texture."""
+    scene = photo.copy()
+    scene[:16] = (90, 140, 200)  # a clear sky
+    before, now = _frames(scene, 2)
+    estimate = FlowEstimator()
+    backward = estimate(gray(Image.fromarray(now)), gray(Image.fromarray(before)))
+    sky = backward[2:12, 8 : -8 - SHIFT]
+    assert np.abs(sky[..., 0] - SHIFT).max() < 0.3 and np.abs(sky[..., 1]).max() < 0.3
