@@ -19,12 +19,12 @@ import numpy as np
 from skimage.exposure import match_histograms
 
 from .flow import opencv
+from .synthesis import UPSAMPLED_DETAIL  # frame 1's detail noise: for the full size to shape
 
 # Unreliable areas smaller than this share of the frame (a few stray pixels) need no coarse pass.
 COARSE_PASS_FROM = 0.001
 # The warp is trusted from TRUST_MARGIN px away from any unreliable pixel, fully ~4 px further.
 TRUST_MARGIN = 2
-DETAIL_NOISE = 0.04  # synthesis.UPSAMPLED_DETAIL: detail for the full size to shape, not create
 
 
 def needs_coarse_pass(reliable: np.ndarray) -> bool:
@@ -60,6 +60,6 @@ def compose_start(
     """The full-size start: the warp where trusted, else the coarse pass's frame (upsampled to
     the frame's size by the caller) with seeded detail noise."""
     keep = trust(reliable)[..., None]
-    noise = np.random.default_rng(seed).normal(0.0, DETAIL_NOISE, coarse.shape)
+    noise = np.random.default_rng(seed).normal(0.0, UPSAMPLED_DETAIL, coarse.shape)
     fresh = np.clip(coarse + noise.astype(np.float32), 0.0, 1.0)
     return (keep * warped + (1.0 - keep) * fresh).astype(np.float32)
