@@ -575,13 +575,8 @@ def _run_video(args: argparse.Namespace) -> int:
     from .video import FrameDone, paint_clip
 
     options = _options_from(args)
-    video = VideoOptions(
-        temporal_weight=args.temporal_weight,
-        later_iterations=args.later_iterations,
-        coarse_iterations=args.coarse_iterations,
-        long_term=args.long_term,
-        fps=args.fps,
-    ).validated()
+    video = VideoOptions(**{f.name: getattr(args, f.name) for f in fields(VideoOptions)})
+    video = video.validated()
     bars: list = []
 
     def on_frame(done: FrameDone) -> None:
